@@ -1,0 +1,71 @@
+#include "cli/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+namespace reel::cli {
+
+namespace fs = std::filesystem;
+
+std::string config_path_from(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--config") == 0 && i + 1 < argc) return argv[i + 1];
+    if (std::strncmp(argv[i], "--config=", 9) == 0) return argv[i] + 9;
+  }
+  if (const char* env = std::getenv("REEL_CONFIG"); env != nullptr && *env != '\0') return env;
+  const std::string builtin = std::string(REEL_SOURCE_DIR) + "/configs/default.yaml";
+  return fs::exists(builtin) ? builtin : "";
+}
+
+namespace {
+
+template <class T>
+void read(const YAML::Node& section, const char* key, T& out) {
+  if (section && section[key] && !section[key].IsNull()) out = section[key].as<T>();
+}
+
+template <class T>
+void read(const YAML::Node& section, const char* key, std::optional<T>& out) {
+  if (section && section[key] && !section[key].IsNull()) out = section[key].as<T>();
+}
+
+}  // namespace
+
+Expected<Config> load_config(const std::string& path) {
+  Config cfg;
+  if (path.empty()) return cfg;
+  cfg.path = path;
+  try {
+    YAML::Node root = YAML::LoadFile(path);
+    read(root["runtime"], "threads", cfg.threads);
+    read(root["models"], "zoo", cfg.zoo);
+    read(root["models"], "default", cfg.model);
+    auto g = root["generate"];
+    read(g, "frames", cfg.frames);
+    read(g, "steps", cfg.steps);
+    read(g, "size", cfg.size);
+    read(g, "guidance", cfg.guidance);
+    read(g, "shift", cfg.shift);
+    read(g, "solver", cfg.solver);
+    read(g, "fps", cfg.fps);
+    read(g, "seed", cfg.seed);
+    read(g, "crf", cfg.crf);
+    read(g, "upscale", cfg.upscale);
+    read(g, "upscale_filter", cfg.upscale_filter);
+    read(g, "out", cfg.out);
+  } catch (const YAML::BadFile&) {
+    return make_error(Errc::not_found, "config " + path + ": cannot read the file");
+  } catch (const YAML::Exception& e) {
+    return make_error(Errc::invalid_argument, "config " + path + ": " + e.what());
+  }
+  // Relative folders in a config under <root>/configs/ are relative to <root>.
+  fs::path base = fs::absolute(path).parent_path();
+  if (base.filename() == "configs") base = base.parent_path();
+  if (!cfg.zoo.empty() && fs::path(cfg.zoo).is_relative()) cfg.zoo = (base / cfg.zoo).lexically_normal().string();
+  return cfg;
+}
+
+}  // namespace reel::cli

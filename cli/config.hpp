@@ -1,0 +1,36 @@
+// configs/default.yaml (or --config FILE) as a struct. Only the CLI reads YAML: everything below
+// it takes plain structs.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "base/expected.hpp"
+
+namespace reel::cli {
+
+struct Config {
+  std::string path;  // file this came from ("" for built-in defaults)
+  int threads = 0;
+  std::string zoo = "models/zoo";
+  std::string model = "tiny-random";
+  std::optional<int> frames, steps, fps;
+  std::optional<std::string> size, solver;
+  std::optional<double> guidance, shift;
+  uint64_t seed = 0;
+  int crf = 18;
+  int upscale = 4;
+  std::string upscale_filter = "nearest";
+  std::string out = "out/video.mp4";
+};
+
+// Where the configuration comes from: --config in argv, else $REEL_CONFIG, else the
+// repository's configs/default.yaml when it exists, else built-in defaults.
+[[nodiscard]] std::string config_path_from(int argc, char** argv);
+
+// Reads a config file; relative paths in it (zoo) are resolved against the repository root
+// (the folder holding configs/). Errors are invalid_argument with the file and key.
+[[nodiscard]] Expected<Config> load_config(const std::string& path);
+
+}  // namespace reel::cli

@@ -1,0 +1,236 @@
+// reel generate "<prompt>": one video from a text prompt on this machine.
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "cli/commands.hpp"
+#include "cli/progress.hpp"
+#include "models/zoo.hpp"
+#include "pipeline/dit_denoiser.hpp"
+#include "pipeline/sampler.hpp"
+#include "video/image.hpp"
+#include "video/mp4_writer.hpp"
+
+namespace reel::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct GenerateArgs {
+  std::string prompt;
+  std::string model;
+  std::optional<int> frames, steps, fps;
+  std::optional<std::string> size, solver;
+  std::optional<double> guidance, shift;
+  uint64_t seed = 0;
+  std::string out;
+  std::string sheet;
+  int upscale = 4;
+  std::string upscale_filter = "nearest";
+  int crf = 18;
+  int threads = 0;
+  bool quiet = false;
+};
+
+Error usage(const std::string& message) { return make_error(Errc::invalid_argument, message); }
+
+// The folder of `path` must exist and be writable, and the name must end in `extension`.
+Status check_output(const std::string& path, const std::string& extension, const char* what) {
+  if (path.empty()) return usage(std::string(what) + " path is empty");
+  fs::path p(path);
+  if (p.extension() != extension)
+    return usage(std::string(what) + " '" + path + "' must end in " + extension);
+  fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    // Create the folder for the default output location only when its parent exists.
+    if (!fs::is_directory(dir.parent_path().empty() ? fs::path(".") : dir.parent_path(), ec) ||
+        !fs::create_directory(dir, ec))
+      return usage(std::string(what) + " folder '" + dir.string() + "' does not exist");
+  }
+  if (::access(dir.c_str(), W_OK) != 0) return usage(std::string(what) + " folder '" + dir.string() + "' is not writable");
+  if (fs::is_directory(p, ec)) return usage(std::string(what) + " '" + path + "' is a folder");
+  return {};
+}
+
+Expected<std::pair<int, int>> parse_size(const std::string& text) {
+  int w = 0, h = 0;
+  char x = 0, extra = 0;
+  if (std::sscanf(text.c_str(), "%d%c%d%c", &w, &x, &h, &extra) != 3 || (x != 'x' && x != 'X') || w <= 0 || h <= 0)
+    return usage("--size must be WxH with positive integers, got '" + text + "'");
+  return std::make_pair(w, h);
+}
+
+// Settings after the model's defaults are applied, validated against the model.
+struct Plan {
+  int frames, width, height, steps, fps;
+  double guidance, shift;
+  models::SolverKind solver;
+};
+
+Expected<Plan> make_plan(const GenerateArgs& a, const models::T2VModel& m) {
+  Plan p{a.frames.value_or(m.defaults.frames), m.defaults.width, m.defaults.height, a.steps.value_or(m.defaults.steps),
+         a.fps.value_or(m.defaults.fps), a.guidance.value_or(m.defaults.guidance), a.shift.value_or(m.defaults.shift),
+         m.defaults.solver};
+  if (a.size) {
+    auto s = parse_size(*a.size);
+    if (!s) return s.error();
+    std::tie(p.width, p.height) = *s;
+  }
+  if (a.solver) {
+    auto s = models::parse_solver_kind(*a.solver);
+    if (!s) return usage("--solver: " + s.error().message);
+    p.solver = *s;
+  }
+  if (p.frames <= 0) return usage("--frames must be positive, got " + std::to_string(p.frames));
+  if (p.steps <= 0) return usage("--steps must be positive, got " + std::to_string(p.steps));
+  if (p.fps <= 0) return usage("--fps must be positive, got " + std::to_string(p.fps));
+  if (!std::isfinite(p.guidance) || p.guidance < 0) return usage("--guidance must be a number >= 0");
+  if (!std::isfinite(p.shift) || p.shift <= 0) return usage("--shift must be a number > 0");
+  const auto& c = m.dit->config();
+  const int cell_w = static_cast<int>(c.patch[2]) * m.spatial_compression;
+  const int cell_h = static_cast<int>(c.patch[1]) * m.spatial_compression;
+  if (p.width % cell_w != 0 || p.height % cell_h != 0)
+    return usage("--size " + std::to_string(p.width) + "x" + std::to_string(p.height) + " must be a multiple of " +
+                 std::to_string(cell_w) + "x" + std::to_string(cell_h) + " for model '" + m.name + "'");
+  if (p.frames % c.patch[0] != 0) return usage("--frames must be a multiple of " + std::to_string(c.patch[0]));
+  return p;
+}
+
+std::vector<video::Frame> to_frames(const at::Tensor& pixels, int upscale, video::Interp interp) {
+  // pixels: [F, H, W, 3] uint8
+  std::vector<video::Frame> frames;
+  auto p = pixels.contiguous();
+  for (int64_t f = 0; f < p.size(0); ++f) {
+    video::Frame frame;
+    frame.height = static_cast<int>(p.size(1));
+    frame.width = static_cast<int>(p.size(2));
+    const auto* src = p[f].data_ptr<uint8_t>();
+    frame.rgb.assign(src, src + frame.width * frame.height * 3);
+    frames.push_back(upscale > 1 ? video::upscale(frame, upscale, interp) : std::move(frame));
+  }
+  return frames;
+}
+
+int run_generate(const GenerateArgs& a, const Config& cfg) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string prompt = a.prompt;
+  if (prompt.find_first_not_of(" \t\n\r") == std::string::npos) return report(usage("the prompt is empty"));
+  if (a.upscale < 1 || a.upscale > 16) return report(usage("--upscale must be 1 to 16"));
+  if (a.upscale_filter != "nearest" && a.upscale_filter != "bicubic")
+    return report(usage("--upscale-filter must be nearest or bicubic"));
+  if (a.crf < 0 || a.crf > 51) return report(usage("--crf must be 0 to 51"));
+  if (a.threads < 0) return report(usage("--threads must be >= 0"));
+  if (a.frames && *a.frames <= 0) return report(usage("--frames must be positive, got " + std::to_string(*a.frames)));
+  if (a.steps && *a.steps <= 0) return report(usage("--steps must be positive, got " + std::to_string(*a.steps)));
+  if (a.size) {
+    if (auto s = parse_size(*a.size); !s) return report(s.error());
+  }
+  if (auto st = check_output(a.out, ".mp4", "output"); !st) return report(st.error());
+  if (!a.sheet.empty()) {
+    if (auto st = check_output(a.sheet, ".png", "contact sheet"); !st) return report(st.error());
+  }
+  set_threads(a.threads);
+
+  auto model = models::open_model(a.model, cfg.zoo);
+  if (!model) return report(model.error());
+  auto plan = make_plan(a, *model);
+  if (!plan) return report(plan.error());
+
+  auto text = model->text_encoder->encode({prompt});  // [1, L, D]
+  if (!text) return report(text.error());
+  pipeline::Conditioning cond{*text, {}};
+  if (plan->guidance != 1.0) cond.negative = torch::zeros_like(*text);  // unconditional: empty text
+
+  pipeline::SampleOptions opts;
+  opts.steps = plan->steps;
+  opts.shift = plan->shift;
+  opts.solver = plan->solver;
+  opts.guidance = plan->guidance;
+  opts.seed = a.seed;
+  const auto& c = model->dit->config();
+  std::vector<int64_t> shape{1, c.in_channels, plan->frames, plan->height / model->spatial_compression,
+                             plan->width / model->spatial_compression};
+  pipeline::DiTDenoiser denoiser(model->dit, model->prediction);
+  Progress progress("generating", "steps", !a.quiet && Progress::stderr_is_terminal());
+  auto result = pipeline::sample(denoiser, cond, shape, opts, [&](int done, int total) { progress.update(done, total); });
+  progress.finish();
+  if (!result) return report(result.error());
+
+  auto pixels = model->decoder->decode(result->latent);  // [1, F, H, W, 3]
+  if (!pixels) return report(pixels.error());
+  auto interp = a.upscale_filter == "bicubic" ? video::Interp::bicubic : video::Interp::nearest;
+  auto frames = to_frames((*pixels)[0], a.upscale, interp);
+
+  video::Mp4Options mp4;
+  mp4.fps = plan->fps;
+  mp4.crf = a.crf;
+  auto writer = video::Mp4Writer::open(a.out, frames[0].width, frames[0].height, mp4);
+  if (!writer) return report(writer.error());
+  for (const auto& f : frames)
+    if (auto st = writer->append(f); !st) return report(st.error());
+  if (auto st = writer->finish(); !st) return report(st.error());
+  if (!a.sheet.empty()) {
+    if (auto st = video::write_contact_sheet(a.sheet, {frames}); !st) return report(st.error());
+  }
+
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("reel: wrote %s (%d frames, %dx%d, %d fps) with %s in %s; %lld model calls, %.3f s/step\n",
+              a.out.c_str(), plan->frames, frames[0].width, frames[0].height, plan->fps, model->name.c_str(),
+              format_seconds(wall).c_str(), static_cast<long long>(result->stats.model_calls),
+              result->stats.seconds / plan->steps);
+  return kExitOk;
+}
+
+}  // namespace
+
+Command add_generate(CLI::App& app, const Config& cfg) {
+  auto a = std::make_shared<GenerateArgs>();
+  a->model = cfg.model;
+  a->frames = cfg.frames;
+  a->steps = cfg.steps;
+  a->fps = cfg.fps;
+  a->size = cfg.size;
+  a->solver = cfg.solver;
+  a->guidance = cfg.guidance;
+  a->shift = cfg.shift;
+  a->seed = cfg.seed;
+  a->out = cfg.out;
+  a->upscale = cfg.upscale;
+  a->upscale_filter = cfg.upscale_filter;
+  a->crf = cfg.crf;
+  a->threads = cfg.threads;
+
+  auto* sub = app.add_subcommand("generate", "generate a video from a text prompt");
+  sub->add_option("prompt", a->prompt, "what the video shows")->required();
+  sub->add_option("--model,-m", a->model, "zoo name or .safetensors path (see 'reel models')")
+      ->envname("REEL_MODEL")->capture_default_str();
+  sub->add_option("--frames,-f", a->frames, "video length in frames; default: the model's")->envname("REEL_FRAMES");
+  sub->add_option("--steps,-s", a->steps, "solver steps; default: the model's")->envname("REEL_STEPS");
+  sub->add_option("--seed", a->seed, "seed of the initial noise")->envname("REEL_SEED")->capture_default_str();
+  sub->add_option("--guidance,-g", a->guidance, "classifier-free guidance scale (1 = off); default: the model's")
+      ->envname("REEL_GUIDANCE");
+  sub->add_option("--shift", a->shift, "sigma shift of the schedule; default: the model's")->envname("REEL_SHIFT");
+  sub->add_option("--solver", a->solver, "euler, unipc or dpmpp; default: the model's")->envname("REEL_SOLVER");
+  sub->add_option("--size", a->size, "WxH in model pixels; default: the model's")->envname("REEL_SIZE");
+  sub->add_option("--fps", a->fps, "frames per second of the video; default: the model's")->envname("REEL_FPS");
+  sub->add_option("--out,-o", a->out, "output MP4 (written via a temporary, renamed at the end)")
+      ->envname("REEL_OUT")->capture_default_str();
+  sub->add_option("--sheet", a->sheet, "also write a contact sheet PNG of the frames");
+  sub->add_option("--upscale", a->upscale, "integer upscaling of the written frames")
+      ->envname("REEL_UPSCALE")->capture_default_str();
+  sub->add_option("--upscale-filter", a->upscale_filter, "nearest or bicubic")->capture_default_str();
+  sub->add_option("--crf", a->crf, "x264 constant rate factor (0-51)")->envname("REEL_CRF")->capture_default_str();
+  sub->add_option("--threads,-t", a->threads, "compute threads (0 = all cores)")
+      ->envname("REEL_THREADS")->capture_default_str();
+  sub->add_flag("--quiet,-q", a->quiet, "no progress bar");
+  return [a, &cfg] { return run_generate(*a, cfg); };
+}
+
+}  // namespace reel::cli

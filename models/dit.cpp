@@ -1,0 +1,278 @@
+#include "models/dit.hpp"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace reel::models {
+
+namespace {
+
+using torch::indexing::Slice;
+
+// Largest attention score matrix computed at once (elements); longer sequences are processed
+// in query chunks so that memory stays bounded for long videos.
+constexpr int64_t kMaxScoreElements = int64_t{1} << 26;
+
+// softmax(q k^T / sqrt(d)) v over [B, N, S, d] tensors, chunked over queries.
+at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  const int64_t bn = q.size(0) * q.size(1);
+  const int64_t sq = q.size(2);
+  const int64_t sk = k.size(2);
+  const int64_t chunk = std::max<int64_t>(1, kMaxScoreElements / std::max<int64_t>(1, bn * sk));
+  auto kt = k.transpose(-2, -1);
+  if (chunk >= sq) return torch::matmul(torch::softmax(torch::matmul(q, kt) * scale, -1), v);
+  std::vector<at::Tensor> parts;
+  for (int64_t s = 0; s < sq; s += chunk) {
+    auto qs = q.slice(2, s, std::min(sq, s + chunk));
+    parts.push_back(torch::matmul(torch::softmax(torch::matmul(qs, kt) * scale, -1), v));
+  }
+  return torch::cat(parts, 2);
+}
+
+// Per-frame modulation values broadcast to the tokens of a run of the sequence.
+// values: [B, Ft, D]; tokens: [B, S_run, D] starting at token_begin; frame_tokens = h*w.
+// Returns a tensor that broadcasts against tokens viewed as by `to_frames` below.
+struct FrameView {
+  bool aligned = false;   // the run starts and ends on frame boundaries
+  int64_t first_frame = 0;
+  int64_t frames = 0;
+  at::Tensor token_frame;  // [S_run] frame of each token (unaligned case)
+};
+
+FrameView frame_view(int64_t token_begin, int64_t run, int64_t frame_tokens) {
+  FrameView fv;
+  fv.aligned = token_begin % frame_tokens == 0 && run % frame_tokens == 0;
+  fv.first_frame = token_begin / frame_tokens;
+  fv.frames = run / frame_tokens;
+  if (!fv.aligned)
+    fv.token_frame = torch::div(torch::arange(token_begin, token_begin + run, torch::kLong), frame_tokens,
+                                "floor");
+  return fv;
+}
+
+// x * (1 + scale) + shift with per-frame scale/shift [B, Ft, D].
+at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale, const FrameView& fv) {
+  if (fv.aligned) {
+    auto sizes = x.sizes();
+    auto xf = x.view({sizes[0], fv.frames, -1, sizes[2]});                      // [B, f, hw, D]
+    auto sh = shift.slice(1, fv.first_frame, fv.first_frame + fv.frames).unsqueeze(2);  // [B, f, 1, D]
+    auto sc = scale.slice(1, fv.first_frame, fv.first_frame + fv.frames).unsqueeze(2);
+    return torch::addcmul(sh, xf, 1 + sc).view(sizes);
+  }
+  auto sh = shift.index_select(1, fv.token_frame);  // [B, S_run, D]
+  auto sc = scale.index_select(1, fv.token_frame);
+  return torch::addcmul(sh, x, 1 + sc);
+}
+
+// x + y * gate with per-frame gate [B, Ft, D].
+at::Tensor gated_add(const at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, const FrameView& fv) {
+  if (fv.aligned) {
+    auto sizes = x.sizes();
+    auto g = gate.slice(1, fv.first_frame, fv.first_frame + fv.frames).unsqueeze(2);
+    return torch::addcmul(x.view({sizes[0], fv.frames, -1, sizes[2]}), y.view({sizes[0], fv.frames, -1, sizes[2]}), g)
+        .view(sizes);
+  }
+  return torch::addcmul(x, y, gate.index_select(1, fv.token_frame));
+}
+
+at::Tensor layer_norm(const at::Tensor& x, double eps) { return torch::layer_norm(x, {x.size(-1)}, {}, {}, eps); }
+
+}  // namespace
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  return x * torch::rsqrt(x.pow(2).mean(-1, true) + eps_) * weight;
+}
+
+WanAttentionImpl::WanAttentionImpl(const DiTConfig& cfg) : heads(cfg.num_heads) {
+  to_q = register_module("to_q", torch::nn::Linear(cfg.dim, cfg.dim));
+  to_k = register_module("to_k", torch::nn::Linear(cfg.dim, cfg.dim));
+  to_v = register_module("to_v", torch::nn::Linear(cfg.dim, cfg.dim));
+  to_out = register_module("to_out", torch::nn::ModuleList());
+  to_out->push_back(torch::nn::Linear(cfg.dim, cfg.dim));
+  if (cfg.qk_norm) {
+    norm_q = register_module("norm_q", RMSNorm(cfg.dim, cfg.eps));
+    norm_k = register_module("norm_k", RMSNorm(cfg.dim, cfg.eps));
+  }
+}
+
+TwoLayerMlpImpl::TwoLayerMlpImpl(int64_t in, int64_t hidden, int64_t out) {
+  linear_1 = register_module("linear_1", torch::nn::Linear(in, hidden));
+  linear_2 = register_module("linear_2", torch::nn::Linear(hidden, out));
+}
+
+ConditionEmbedderImpl::ConditionEmbedderImpl(const DiTConfig& cfg) {
+  time_embedder = register_module("time_embedder", TwoLayerMlp(cfg.freq_dim, cfg.dim, cfg.dim));
+  time_proj = register_module("time_proj", torch::nn::Linear(cfg.dim, 6 * cfg.dim));
+  text_embedder = register_module("text_embedder", TwoLayerMlp(cfg.text_dim, cfg.dim, cfg.dim));
+}
+
+FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t hidden) {
+  auto net = register_module("net", torch::nn::ModuleList());
+  auto gelu = std::make_shared<torch::nn::Module>("GELU");
+  proj_in = gelu->register_module("proj", torch::nn::Linear(dim, hidden));
+  proj_out = torch::nn::Linear(hidden, dim);
+  net->push_back(gelu);
+  net->push_back(torch::nn::Identity());  // dropout slot in diffusers; keeps index 2 for proj_out
+  net->push_back(proj_out);
+}
+
+at::Tensor FeedForwardImpl::forward(const at::Tensor& x) {
+  return proj_out(torch::gelu(proj_in(x), "tanh"));
+}
+
+WanBlockImpl::WanBlockImpl(const DiTConfig& cfg) {
+  attn1 = register_module("attn1", WanAttention(cfg));
+  attn2 = register_module("attn2", WanAttention(cfg));
+  if (cfg.cross_attn_norm)
+    norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.dim}).eps(cfg.eps)));
+  ffn = register_module("ffn", FeedForward(cfg.dim, cfg.ffn_dim));
+  scale_shift_table = register_parameter("scale_shift_table", torch::randn({1, 6, cfg.dim}) / std::sqrt(cfg.dim));
+}
+
+VideoDiTImpl::VideoDiTImpl(DiTConfig cfg) : cfg_(cfg) {
+  patch_embedding = register_module(
+      "patch_embedding",
+      torch::nn::Conv3d(torch::nn::Conv3dOptions(cfg.in_channels, cfg.dim, {cfg.patch[0], cfg.patch[1], cfg.patch[2]})
+                            .stride({cfg.patch[0], cfg.patch[1], cfg.patch[2]})));
+  condition_embedder = register_module("condition_embedder", ConditionEmbedder(cfg));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < cfg.num_layers; ++i) blocks->push_back(WanBlock(cfg));
+  proj_out = register_module("proj_out", torch::nn::Linear(cfg.dim, cfg.out_channels * cfg.patch_volume()));
+  scale_shift_table = register_parameter("scale_shift_table", torch::randn({1, 2, cfg.dim}) / std::sqrt(cfg.dim));
+}
+
+DiTState VideoDiTImpl::embed(const at::Tensor& x, const at::Tensor& t, const at::Tensor& text) {
+  TORCH_CHECK(x.dim() == 5 && x.size(1) == cfg_.in_channels, "latents must be [B, ", cfg_.in_channels,
+              ", F, H, W], got ", x.sizes());
+  TORCH_CHECK(x.size(2) % cfg_.patch[0] == 0 && x.size(3) % cfg_.patch[1] == 0 && x.size(4) % cfg_.patch[2] == 0,
+              "latent size ", x.sizes(), " is not divisible by the patch");
+  TORCH_CHECK(text.dim() == 3 && text.size(0) == x.size(0) && text.size(2) == cfg_.text_dim,
+              "text must be [B, L, ", cfg_.text_dim, "], got ", text.sizes());
+  TORCH_CHECK(text.size(1) <= cfg_.text_len, "text has ", text.size(1), " rows, more than text_len ", cfg_.text_len);
+  const int64_t batch = x.size(0);
+
+  DiTState st;
+  st.grid = {x.size(2) / cfg_.patch[0], x.size(3) / cfg_.patch[1], x.size(4) / cfg_.patch[2]};
+  st.tokens = patch_embedding(x).flatten(2).transpose(1, 2);  // [B, S, D]
+
+  // Timesteps per token-frame: a latent frame group of patch[0] frames shares its first frame's t.
+  at::Tensor tf = t.to(torch::kFloat64);
+  if (tf.dim() == 1) tf = tf.view({batch, 1}).expand({batch, st.grid.f});
+  else if (tf.size(1) != st.grid.f) {
+    TORCH_CHECK(tf.size(1) == x.size(2), "timesteps must be [B] or [B, F], got ", t.sizes());
+    tf = tf.slice(1, 0, tf.size(1), cfg_.patch[0]);
+  }
+  TORCH_CHECK(tf.size(0) == batch, "timesteps batch ", tf.size(0), " != latent batch ", batch);
+
+  auto& ce = *condition_embedder;
+  auto sinusoid = timestep_embedding(tf, cfg_.freq_dim);  // [B, Ft, freq_dim]
+  st.time_emb = ce.time_embedder->linear_2(torch::silu(ce.time_embedder->linear_1(sinusoid)));  // [B, Ft, D]
+  st.time_mod = ce.time_proj(torch::silu(st.time_emb)).unflatten(2, {6, cfg_.dim});          // [B, Ft, 6, D]
+
+  at::Tensor padded = text;
+  if (text.size(1) < cfg_.text_len)
+    padded = torch::cat({text, text.new_zeros({batch, cfg_.text_len - text.size(1), text.size(2)})}, 1);
+  st.context = ce.text_embedder->linear_2(torch::gelu(ce.text_embedder->linear_1(padded), "tanh"));  // [B, Lt, D]
+
+  auto rope = rope_tables(st.grid, cfg_.rope_axes(), cfg_.rope_theta);
+  st.rope_cos = rope.cos;
+  st.rope_sin = rope.sin;
+  return st;
+}
+
+at::Tensor VideoDiTImpl::self_attention(WanBlockImpl& block, int64_t layer, const at::Tensor& x,
+                                        const DiTState& state, AttentionHook* hook) {
+  auto& attn = *block.attn1;
+  const int64_t b = x.size(0), s = x.size(1), n = attn.heads, d = cfg_.head_dim();
+  auto q = attn.to_q(x);
+  auto k = attn.to_k(x);
+  if (attn.norm_q) {
+    q = attn.norm_q(q);
+    k = attn.norm_k(k);
+  }
+  auto cos = state.rope_cos.slice(0, state.token_begin, state.token_begin + s);
+  auto sin = state.rope_sin.slice(0, state.token_begin, state.token_begin + s);
+  q = rope_apply(q.view({b, s, n, d}), cos, sin);  // [B, S, N, d]
+  k = rope_apply(k.view({b, s, n, d}), cos, sin);
+  auto v = attn.to_v(x).view({b, s, n, d});
+  if (hook != nullptr) hook->self_attention_kv(layer, state.token_begin, k, v);
+  auto out = dense_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));  // [B, N, S, d]
+  return attn.to_out[0]->as<torch::nn::Linear>()->forward(out.transpose(1, 2).reshape({b, s, n * d}));
+}
+
+at::Tensor VideoDiTImpl::cross_attention(WanBlockImpl& block, const at::Tensor& x, const at::Tensor& context) {
+  auto& attn = *block.attn2;
+  const int64_t b = x.size(0), s = x.size(1), l = context.size(1), n = attn.heads, d = cfg_.head_dim();
+  auto q = attn.to_q(x);
+  auto k = attn.to_k(context);
+  if (attn.norm_q) {
+    q = attn.norm_q(q);
+    k = attn.norm_k(k);
+  }
+  auto v = attn.to_v(context);
+  auto out = dense_attention(q.view({b, s, n, d}).transpose(1, 2), k.view({b, l, n, d}).transpose(1, 2),
+                             v.view({b, l, n, d}).transpose(1, 2));
+  return attn.to_out[0]->as<torch::nn::Linear>()->forward(out.transpose(1, 2).reshape({b, s, n * d}));
+}
+
+void VideoDiTImpl::run_blocks(int64_t first, int64_t last, DiTState& state, AttentionHook* hook) {
+  TORCH_CHECK(0 <= first && first <= last && last <= cfg_.num_layers, "block range [", first, ", ", last,
+              ") outside [0, ", cfg_.num_layers, ")");
+  const int64_t frame_tokens = state.grid.h * state.grid.w;
+  const FrameView fv = frame_view(state.token_begin, state.tokens.size(1), frame_tokens);
+  at::Tensor x = state.tokens;
+  for (int64_t i = first; i < last; ++i) {
+    auto& block = *blocks[i]->as<WanBlock>();
+    auto e = (block.scale_shift_table.unsqueeze(0) + state.time_mod).unbind(2);  // 6 x [B, Ft, D]
+    auto y = self_attention(block, i, modulate(layer_norm(x, cfg_.eps), e[0], e[1], fv), state, hook);
+    x = gated_add(x, y, e[2], fv);
+    auto xn = block.norm2 ? block.norm2(x) : x;
+    x = x + cross_attention(block, xn, state.context);
+    y = block.ffn(modulate(layer_norm(x, cfg_.eps), e[3], e[4], fv));
+    x = gated_add(x, y, e[5], fv);
+  }
+  state.tokens = x;
+}
+
+at::Tensor VideoDiTImpl::head_tokens(const DiTState& state) {
+  const FrameView fv = frame_view(state.token_begin, state.tokens.size(1), state.grid.h * state.grid.w);
+  auto e = (scale_shift_table.unsqueeze(0) + state.time_emb.unsqueeze(2)).unbind(2);  // 2 x [B, Ft, D]
+  return proj_out(modulate(layer_norm(state.tokens, cfg_.eps), e[0], e[1], fv));
+}
+
+at::Tensor VideoDiTImpl::head(const DiTState& state) {
+  TORCH_CHECK(state.token_begin == 0 && state.tokens.size(1) == state.grid.tokens(),
+              "head() needs the full token sequence; use head_tokens() for a patch");
+  auto out = head_tokens(state);  // [B, S, pt*ph*pw*C]
+  const auto& g = state.grid;
+  const auto& p = cfg_.patch;
+  const int64_t b = out.size(0), c = cfg_.out_channels;
+  return out.view({b, g.f, g.h, g.w, p[0], p[1], p[2], c})
+      .permute({0, 7, 1, 4, 2, 5, 3, 6})
+      .reshape({b, c, g.f * p[0], g.h * p[1], g.w * p[2]});
+}
+
+at::Tensor VideoDiTImpl::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& text) {
+  auto state = embed(x, t, text);
+  run_blocks(0, cfg_.num_layers, state);
+  return head(state);
+}
+
+double VideoDiTImpl::forward_flops(int64_t frames, int64_t height, int64_t width) const {
+  const double s = static_cast<double>(frames / cfg_.patch[0]) * (height / cfg_.patch[1]) * (width / cfg_.patch[2]);
+  const double d = cfg_.dim, l = cfg_.text_len, f = cfg_.ffn_dim;
+  // Per block: q,k,v,o (4 s d^2), attention scores and values (2 s^2 d), cross-attention q,o
+  // (2 s d^2) and k,v of the text (2 l d^2), its scores and values (2 s l d), the FFN (2 s d f).
+  const double block = 4 * s * d * d + 2 * s * s * d + 2 * s * d * d + 2 * l * d * d + 2 * s * l * d + 2 * s * d * f;
+  const double patch = s * d * cfg_.in_channels * cfg_.patch_volume();
+  const double out = s * d * cfg_.out_channels * cfg_.patch_volume();
+  return 2.0 * (cfg_.num_layers * block + patch + out);  // multiply-accumulate = 2 flops
+}
+
+}  // namespace reel::models

@@ -1,0 +1,52 @@
+// Configuration of the video DiT (Wan 2.1 block structure). Detectable from a weights file.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "base/expected.hpp"
+
+namespace reel::models {
+
+class SafeTensors;
+
+struct DiTConfig {
+  int64_t in_channels = 16;              // latent channels in; default 16 (Wan VAE)
+  int64_t out_channels = 16;             // latent channels out; default 16
+  std::array<int64_t, 3> patch = {1, 2, 2};  // (frames, rows, columns) per token; default 1x2x2
+  int64_t dim = 1536;                    // model width; default 1536 (Wan 2.1 1.3B)
+  int64_t ffn_dim = 8960;                // feed-forward width; default 8960
+  int64_t freq_dim = 256;                // sinusoidal timestep embedding size; default 256
+  int64_t text_dim = 4096;               // text encoder output width; default 4096 (umT5-XXL)
+  int64_t text_len = 512;                // text rows after zero padding; default 512
+  int64_t num_heads = 12;                // attention heads; default 12
+  int64_t num_layers = 30;               // transformer blocks; default 30
+  double eps = 1e-6;                     // norm epsilon; default 1e-6
+  bool qk_norm = true;                   // RMSNorm on q and k across heads; default true
+  bool cross_attn_norm = true;           // affine LayerNorm before cross-attention; default true
+  double rope_theta = 10000.0;           // RoPE base; default 10000
+  int64_t rope_max_positions = 1024;     // positions per axis the RoPE tables cover; default 1024
+
+  [[nodiscard]] int64_t head_dim() const { return dim / num_heads; }
+  // Head dimension split over (frame, row, column) rotary axes, as Wan: d - 4*(d/6), 2*(d/6), 2*(d/6).
+  [[nodiscard]] std::array<int64_t, 3> rope_axes() const {
+    int64_t d = head_dim();
+    return {d - 4 * (d / 6), 2 * (d / 6), 2 * (d / 6)};
+  }
+  [[nodiscard]] int64_t patch_volume() const { return patch[0] * patch[1] * patch[2]; }
+
+  // invalid_argument when dimensions do not fit together (dim % heads, odd head dim, ...).
+  [[nodiscard]] Status validate() const;
+
+  // Key/value form used in safetensors metadata and YAML model configs.
+  [[nodiscard]] std::map<std::string, std::string> to_metadata() const;
+};
+
+// Reads the config from a weights file: shapes give the widths, channels, patch and number of
+// blocks; metadata (Wan's "num_heads", "text_len", or a diffusers_config JSON) gives what shapes
+// cannot. Without metadata the head count follows Wan's convention of 128-wide heads.
+[[nodiscard]] Expected<DiTConfig> detect_dit_config(const SafeTensors& weights);
+
+}  // namespace reel::models

@@ -1,0 +1,150 @@
+// The reel program end to end: exit codes, messages, outputs, determinism.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "video/mp4_reader.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Run {
+  int code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Run reel(const std::string& args) {
+  const std::string cmd = std::string(REEL_BINARY_DIR) + "/cli/reel " + args + " 2>&1";
+  Run run;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return run;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) run.output.append(buf.data(), n);
+  int status = pclose(pipe);
+  run.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+int lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+class ReelCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("reel_cli_" + std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  bool folder_is_empty() const { return fs::is_empty(dir_); }
+
+  // A usage error: exit 2, one line on stderr beginning "reel: error:", nothing written.
+  void expect_usage_error(const std::string& args, const std::string& mentions) {
+    auto run = reel(args);
+    EXPECT_EQ(run.code, 2) << args << "\n" << run.output;
+    EXPECT_EQ(lines(run.output), 1) << run.output;
+    EXPECT_EQ(run.output.rfind("reel: error:", 0), 0u) << run.output;
+    EXPECT_NE(run.output.find(mentions), std::string::npos) << run.output;
+    EXPECT_TRUE(folder_is_empty()) << "left files behind for: " << args;
+  }
+
+  fs::path dir_;
+};
+
+const char* kPrompt = "\"a small red circle moving right on a plain white background\"";
+
+TEST_F(ReelCli, GeneratesAnMp4ThatTheDemuxerReadsAndASheet) {
+  auto run = reel(std::string("generate ") + kPrompt + " --frames 4 --steps 3 --upscale 2 --fps 6 --out " +
+                  path("v.mp4") + " --sheet " + path("v.png"));
+  ASSERT_EQ(run.code, 0) << run.output;
+  EXPECT_NE(run.output.find("3 model calls"), std::string::npos) << run.output;
+  auto info = reel::video::probe(path("v.mp4"));
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->frames, 4);
+  EXPECT_EQ(info->width, 64);
+  EXPECT_EQ(info->height, 64);
+  EXPECT_DOUBLE_EQ(info->fps, 6.0);
+  EXPECT_TRUE(fs::exists(path("v.png")));
+  EXPECT_FALSE(fs::exists(path("v.mp4.part")));
+}
+
+TEST_F(ReelCli, TheSameSeedGivesTheSameVideoAndAnotherSeedDoesNot) {
+  const std::string common = std::string("generate ") + kPrompt + " --frames 2 --steps 2 --upscale 1 --crf 0 ";
+  ASSERT_EQ(reel(common + "--seed 7 --out " + path("a.mp4")).code, 0);
+  ASSERT_EQ(reel(common + "--seed 7 --out " + path("b.mp4")).code, 0);
+  ASSERT_EQ(reel(common + "--seed 8 --out " + path("c.mp4")).code, 0);
+  auto a = reel::video::read_video(path("a.mp4"));
+  auto b = reel::video::read_video(path("b.mp4"));
+  auto c = reel::video::read_video(path("c.mp4"));
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  ASSERT_EQ(a->size(), 2u);
+  for (size_t i = 0; i < a->size(); ++i) {
+    EXPECT_EQ((*a)[i].rgb, (*b)[i].rgb) << "frame " << i;
+    EXPECT_NE((*a)[i].rgb, (*c)[i].rgb) << "frame " << i;
+  }
+}
+
+TEST_F(ReelCli, AnEmptyPromptIsAUsageError) {
+  expect_usage_error("generate '  ' --out " + path("v.mp4"), "prompt is empty");
+}
+
+TEST_F(ReelCli, NonPositiveFramesAreAUsageError) {
+  expect_usage_error(std::string("generate ") + kPrompt + " --frames 0 --out " + path("v.mp4"), "--frames");
+  expect_usage_error(std::string("generate ") + kPrompt + " --frames -3 --out " + path("v.mp4"), "--frames");
+}
+
+TEST_F(ReelCli, AnUnknownFlagIsAUsageError) {
+  expect_usage_error(std::string("generate ") + kPrompt + " --colour red --out " + path("v.mp4"), "--colour");
+}
+
+TEST_F(ReelCli, UnknownWordsAreListed) {
+  expect_usage_error("generate 'a purple hexagon dancing' --out " + path("v.mp4"), "\"hexagon\", \"dancing\"");
+}
+
+TEST_F(ReelCli, UnreadableOrCorruptWeightsAreAUsageError) {
+  expect_usage_error(std::string("generate ") + kPrompt + " --model /nonexistent/w.safetensors --out " + path("v.mp4"),
+                     "w.safetensors");
+  fs::path weights = dir_.parent_path() / ("reel_cli_garbage_" + std::to_string(::getpid()) + ".safetensors");
+  { std::ofstream(weights) << "this is not a safetensors file"; }
+  expect_usage_error(std::string("generate ") + kPrompt + " --model " + weights.string() + " --out " + path("v.mp4"),
+                     weights.filename().string());
+  fs::remove(weights);
+}
+
+TEST_F(ReelCli, AnUnwritableOutputIsAUsageError) {
+  expect_usage_error(std::string("generate ") + kPrompt + " --out /nonexistent/dir/v.mp4", "/nonexistent");
+  expect_usage_error(std::string("generate ") + kPrompt + " --out " + path("v.avi"), ".mp4");
+}
+
+TEST_F(ReelCli, ASizeThatDoesNotFitThePatchIsAUsageError) {
+  expect_usage_error(std::string("generate ") + kPrompt + " --size 30x32 --out " + path("v.mp4"), "multiple of");
+  expect_usage_error(std::string("generate ") + kPrompt + " --size big --out " + path("v.mp4"), "WxH");
+}
+
+TEST_F(ReelCli, EverySubcommandHasHelp) {
+  for (const char* cmd : {"--help", "generate --help", "models --help", "bench --help", "bench model --help"}) {
+    auto run = reel(cmd);
+    EXPECT_EQ(run.code, 0) << cmd;
+    EXPECT_NE(run.output.find("Usage"), std::string::npos) << cmd << "\n" << run.output;
+  }
+  EXPECT_NE(reel("generate --help").output.find("REEL_STEPS"), std::string::npos);
+}
+
+TEST_F(ReelCli, ModelsListsTheBuiltInModel) {
+  auto run = reel("models");
+  EXPECT_EQ(run.code, 0);
+  EXPECT_NE(run.output.find("tiny-random"), std::string::npos) << run.output;
+}
+
+}  // namespace
