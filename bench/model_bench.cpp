@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "models/dit.hpp"
+#include "models/t2v_model.hpp"
 
 namespace reel::bench {
 
@@ -44,16 +45,7 @@ struct BenchConfig {
 };
 
 std::vector<BenchConfig> configs() {
-  models::DiTConfig tiny;  // the built-in tiny model: 32x32x8 pixels, 4x4 patches, 512 tokens
-  tiny.in_channels = tiny.out_channels = 3;
-  tiny.patch = {1, 4, 4};
-  tiny.dim = 128;
-  tiny.ffn_dim = 256;
-  tiny.freq_dim = 64;
-  tiny.text_dim = 64;
-  tiny.text_len = 16;
-  tiny.num_heads = 4;
-  tiny.num_layers = 4;
+  const models::DiTConfig tiny = models::tiny_dit_config();  // 32x32x8 pixels: 512 tokens
   models::DiTConfig medium = tiny;  // D=512, 8 blocks, 1024 tokens (16 frames of 8x8 tokens)
   medium.dim = 512;
   medium.ffn_dim = 2048;

@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   add(add_generate);
   add(add_models);
   add(add_bench);
+  add(add_world);
 
   try {
     app.parse(argc, argv);

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "models/safetensors.hpp"
+#include "models/shapes/world.hpp"
 
 namespace reel::models {
 
@@ -31,15 +32,9 @@ Expected<double> number(const std::map<std::string, std::string>& md, const std:
 
 }  // namespace
 
-std::vector<std::string> builtin_vocabulary() {
-  return {"a",        "an",       "the",      "on",     "in",      "with",    "and",     "of",       "moving",
-          "left",     "right",    "up",       "down",   "still",   "bouncing", "diagonally", "circle", "square",
-          "triangle", "small",    "large",    "red",    "green",   "blue",    "yellow",  "orange",   "purple",
-          "white",    "black",    "cyan",     "magenta", "navy",   "gray",    "striped", "checkered", "sky",
-          "gradient", "plain",    "background", "over",  "ground", "dark",    "light",   "static"};
-}
+std::vector<std::string> builtin_vocabulary() { return shapes::vocabulary_words(); }
 
-Expected<T2VModel> make_tiny_random(uint64_t seed) {
+DiTConfig tiny_dit_config() {
   DiTConfig cfg;
   cfg.in_channels = 3;
   cfg.out_channels = 3;
@@ -51,6 +46,11 @@ Expected<T2VModel> make_tiny_random(uint64_t seed) {
   cfg.text_len = 16;
   cfg.num_heads = 4;
   cfg.num_layers = 4;
+  return cfg;
+}
+
+Expected<T2VModel> make_tiny_random(uint64_t seed) {
+  const DiTConfig cfg = tiny_dit_config();
   WordEncoderConfig text_cfg;
   text_cfg.dim = cfg.text_dim;
   text_cfg.max_length = cfg.text_len;

@@ -51,8 +51,12 @@ struct T2VModel {
 // Writes the model (to a temporary, renamed on success).
 [[nodiscard]] Status save_t2v(const T2VModel& model, const std::string& path);
 
-// The closed vocabulary of the built-in models: shapes, colours, sizes, motions, backgrounds.
+// The closed vocabulary of the built-in models: the shapes world's words (shapes, colours,
+// sizes, motions, backgrounds).
 [[nodiscard]] std::vector<std::string> builtin_vocabulary();
+
+// The DiT of the built-in tiny models: 32x32 pixels, 4x4 patches, D=128, 4 blocks, 4 heads.
+[[nodiscard]] DiTConfig tiny_dit_config();
 
 // "tiny-random": a randomly initialised small model (pixel space, 32x32) that stands in until
 // a trained model ships. Deterministic in `seed`; its videos are noise.

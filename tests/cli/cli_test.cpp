@@ -62,7 +62,7 @@ class ReelCli : public ::testing::Test {
   fs::path dir_;
 };
 
-const char* kPrompt = "\"a small red circle moving right on a plain white background\"";
+const char* kPrompt = "\"a small red circle moving right on a sand background\"";
 
 TEST_F(ReelCli, GeneratesAnMp4ThatTheDemuxerReadsAndASheet) {
   auto run = reel(std::string("generate ") + kPrompt + " --frames 4 --steps 3 --upscale 2 --fps 6 --out " +
