@@ -8,7 +8,6 @@ namespace reel::models {
 
 namespace {
 
-using torch::indexing::Slice;
 
 // Largest attention score matrix computed at once (elements, per head); longer sequences are
 // processed in query chunks so that memory stays bounded for long videos.
