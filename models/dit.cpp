@@ -8,7 +8,6 @@ namespace reel::models {
 
 namespace {
 
-
 // Largest attention score matrix computed at once (elements, per head); longer sequences are
 // processed in query chunks so that memory stays bounded for long videos.
 constexpr int64_t kMaxScoreElements = int64_t{1} << 24;
