@@ -11,7 +11,8 @@ namespace reel::cli {
 namespace fs = std::filesystem;
 
 std::string config_path_from(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
+  // Only before the subcommand: after it, --config belongs to the subcommand (reel train).
+  for (int i = 1; i < argc && argv[i][0] == '-'; ++i) {
     if (std::strcmp(argv[i], "--config") == 0 && i + 1 < argc) return argv[i + 1];
     if (std::strncmp(argv[i], "--config=", 9) == 0) return argv[i] + 9;
   }

@@ -25,7 +25,7 @@ struct Config {
   std::string out = "out/video.mp4";
 };
 
-// Where the configuration comes from: --config in argv, else $REEL_CONFIG, else the
+// Where the configuration comes from: --config in argv before the subcommand, else $REEL_CONFIG, else the
 // repository's configs/default.yaml when it exists, else built-in defaults.
 [[nodiscard]] std::string config_path_from(int argc, char** argv);
 

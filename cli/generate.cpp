@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "cli/frames.hpp"
 #include "cli/progress.hpp"
 #include "models/zoo.hpp"
 #include "pipeline/dit_denoiser.hpp"
@@ -101,21 +102,6 @@ Expected<Plan> make_plan(const GenerateArgs& a, const models::T2VModel& m) {
                  std::to_string(cell_w) + "x" + std::to_string(cell_h) + " for model '" + m.name + "'");
   if (p.frames % c.patch[0] != 0) return usage("--frames must be a multiple of " + std::to_string(c.patch[0]));
   return p;
-}
-
-std::vector<video::Frame> to_frames(const at::Tensor& pixels, int upscale, video::Interp interp) {
-  // pixels: [F, H, W, 3] uint8
-  std::vector<video::Frame> frames;
-  auto p = pixels.contiguous();
-  for (int64_t f = 0; f < p.size(0); ++f) {
-    video::Frame frame;
-    frame.height = static_cast<int>(p.size(1));
-    frame.width = static_cast<int>(p.size(2));
-    const auto* src = p[f].data_ptr<uint8_t>();
-    frame.rgb.assign(src, src + frame.width * frame.height * 3);
-    frames.push_back(upscale > 1 ? video::upscale(frame, upscale, interp) : std::move(frame));
-  }
-  return frames;
 }
 
 int run_generate(const GenerateArgs& a, const Config& cfg) {

@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
   add(add_models);
   add(add_bench);
   add(add_world);
+  add(add_train);
+  add(add_eval);
 
   try {
     app.parse(argc, argv);

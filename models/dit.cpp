@@ -18,6 +18,17 @@ constexpr int64_t kMaxScoreElements = int64_t{1} << 24;
 at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   const int64_t b = q.size(0), n = q.size(1), sq = q.size(2), d = q.size(3), sk = k.size(2), dv = v.size(3);
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  if (torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) {
+    // Training: the same per-head products without out= (which autograd cannot differentiate);
+    // unbind/stack keep the backward to one gather and one scatter instead of one per head.
+    auto qs = (q * scale).reshape({b * n, sq, d}).unbind(0);
+    auto ks = k.reshape({b * n, sk, d}).unbind(0);
+    auto vs = v.reshape({b * n, sk, dv}).unbind(0);
+    std::vector<at::Tensor> heads;
+    heads.reserve(qs.size());
+    for (size_t h = 0; h < qs.size(); ++h) heads.push_back(torch::mm(torch::softmax(torch::mm(qs[h], ks[h].t()), -1), vs[h]));
+    return torch::stack(heads).view({b, n, sq, dv});
+  }
   auto qh = (q * scale).reshape({b * n, sq, d});  // [BN, Sq, d]
   auto kh = k.reshape({b * n, sk, d});            // [BN, Sk, d]
   auto vh = v.reshape({b * n, sk, dv});           // [BN, Sk, dv]
@@ -140,16 +151,38 @@ WanBlockImpl::WanBlockImpl(const DiTConfig& cfg) {
   scale_shift_table = register_parameter("scale_shift_table", torch::randn({1, 6, cfg.dim}) / std::sqrt(cfg.dim));
 }
 
+namespace {
+
+// A per-frame 3x3 convolution over [B, C, F, H, W] (kernel 1x3x3, size-preserving padding).
+torch::nn::Conv3d frame_conv(int64_t in, int64_t out) {
+  return torch::nn::Conv3d(torch::nn::Conv3dOptions(in, out, {1, 3, 3}).padding({0, 1, 1}));
+}
+
+}  // namespace
+
 VideoDiTImpl::VideoDiTImpl(DiTConfig cfg) : cfg_(cfg) {
+  if (cfg.stem_channels > 0) stem = register_module("stem", frame_conv(cfg.in_channels, cfg.stem_channels));
   patch_embedding = register_module(
-      "patch_embedding",
-      torch::nn::Conv3d(torch::nn::Conv3dOptions(cfg.in_channels, cfg.dim, {cfg.patch[0], cfg.patch[1], cfg.patch[2]})
-                            .stride({cfg.patch[0], cfg.patch[1], cfg.patch[2]})));
+      "patch_embedding", torch::nn::Conv3d(torch::nn::Conv3dOptions(cfg.patch_in_channels(), cfg.dim,
+                                                                    {cfg.patch[0], cfg.patch[1], cfg.patch[2]})
+                                               .stride({cfg.patch[0], cfg.patch[1], cfg.patch[2]})));
   condition_embedder = register_module("condition_embedder", ConditionEmbedder(cfg));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg.num_layers; ++i) blocks->push_back(WanBlock(cfg));
   proj_out = register_module("proj_out", torch::nn::Linear(cfg.dim, cfg.out_channels * cfg.patch_volume()));
   scale_shift_table = register_parameter("scale_shift_table", torch::randn({1, 2, cfg.dim}) / std::sqrt(cfg.dim));
+  if (cfg.refine_channels > 0) {
+    refine_in = register_module("refine_in", frame_conv(cfg.out_channels, cfg.refine_channels));
+    refine_out = register_module("refine_out", frame_conv(cfg.refine_channels, cfg.out_channels));
+    torch::NoGradGuard no_grad;  // starts as the identity
+    refine_out->weight.zero_();
+    refine_out->bias.zero_();
+  }
+}
+
+at::Tensor VideoDiTImpl::refine(const at::Tensor& y) {
+  if (!refine_in) return y;
+  return y + refine_out(torch::gelu(refine_in(y), "tanh"));
 }
 
 DiTState VideoDiTImpl::embed(const at::Tensor& x, const at::Tensor& t, const at::Tensor& text) {
@@ -164,7 +197,8 @@ DiTState VideoDiTImpl::embed(const at::Tensor& x, const at::Tensor& t, const at:
 
   DiTState st;
   st.grid = {x.size(2) / cfg_.patch[0], x.size(3) / cfg_.patch[1], x.size(4) / cfg_.patch[2]};
-  st.tokens = patch_embedding(x).flatten(2).transpose(1, 2);  // [B, S, D]
+  const at::Tensor patch_in = stem ? torch::cat({x, torch::gelu(stem(x), "tanh")}, 1) : x;
+  st.tokens = patch_embedding(patch_in).flatten(2).transpose(1, 2);  // [B, S, D]
 
   // Timesteps per token-frame: a latent frame group of patch[0] frames shares its first frame's t.
   at::Tensor tf = t.to(torch::kFloat64);
@@ -186,8 +220,8 @@ DiTState VideoDiTImpl::embed(const at::Tensor& x, const at::Tensor& t, const at:
   st.context = ce.text_embedder->linear_2(torch::gelu(ce.text_embedder->linear_1(padded), "tanh"));  // [B, Lt, D]
 
   auto rope = rope_tables(st.grid, cfg_.rope_axes(), cfg_.rope_theta);
-  st.rope_cos = rope.cos;
-  st.rope_sin = rope.sin;
+  st.rope_cos = rope.cos.to(x.device());
+  st.rope_sin = rope.sin.to(x.device());
   return st;
 }
 
@@ -258,9 +292,9 @@ at::Tensor VideoDiTImpl::head(const DiTState& state) {
   const auto& g = state.grid;
   const auto& p = cfg_.patch;
   const int64_t b = out.size(0), c = cfg_.out_channels;
-  return out.view({b, g.f, g.h, g.w, p[0], p[1], p[2], c})
-      .permute({0, 7, 1, 4, 2, 5, 3, 6})
-      .reshape({b, c, g.f * p[0], g.h * p[1], g.w * p[2]});
+  return refine(out.view({b, g.f, g.h, g.w, p[0], p[1], p[2], c})
+                    .permute({0, 7, 1, 4, 2, 5, 3, 6})
+                    .reshape({b, c, g.f * p[0], g.h * p[1], g.w * p[2]}));
 }
 
 at::Tensor VideoDiTImpl::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& text) {
@@ -275,9 +309,11 @@ double VideoDiTImpl::forward_flops(int64_t frames, int64_t height, int64_t width
   // Per block: q,k,v,o (4 s d^2), attention scores and values (2 s^2 d), cross-attention q,o
   // (2 s d^2) and k,v of the text (2 l d^2), its scores and values (2 s l d), the FFN (2 s d f).
   const double block = 4 * s * d * d + 2 * s * s * d + 2 * s * d * d + 2 * l * d * d + 2 * s * l * d + 2 * s * d * f;
-  const double patch = s * d * cfg_.in_channels * cfg_.patch_volume();
+  const double patch = s * d * cfg_.patch_in_channels() * cfg_.patch_volume();
   const double out = s * d * cfg_.out_channels * cfg_.patch_volume();
-  return 2.0 * (cfg_.num_layers * block + patch + out);  // multiply-accumulate = 2 flops
+  const double pixels = static_cast<double>(frames) * height * width;
+  const double convs = pixels * 9 * (cfg_.in_channels * cfg_.stem_channels + 2 * cfg_.out_channels * cfg_.refine_channels);
+  return 2.0 * (cfg_.num_layers * block + patch + out + convs);  // multiply-accumulate = 2 flops
 }
 
 }  // namespace reel::models

@@ -124,8 +124,12 @@ class VideoDiTImpl : public torch::nn::Module {
 
   // Modulated output projection of state.tokens: [B, S_run, patch_volume * C_out].
   at::Tensor head_tokens(const DiTState& state);
-  // head_tokens of the full sequence, unpatchified: [B, C_out, F, H, W].
+  // head_tokens of the full sequence, unpatchified and refined: [B, C_out, F, H, W].
   at::Tensor head(const DiTState& state);
+
+  // The output refinement (identity when the config has none) on unpatchified output
+  // [B, C_out, F', H, W] of any run of whole frames.
+  at::Tensor refine(const at::Tensor& y);
 
   // embed + all blocks + head.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& text);
@@ -134,7 +138,10 @@ class VideoDiTImpl : public torch::nn::Module {
   // (batch 1), counting matrix products and attention; for GFLOP/s figures.
   [[nodiscard]] double forward_flops(int64_t frames, int64_t height, int64_t width) const;
 
+  torch::nn::Conv3d stem{nullptr};         // optional (cfg.stem_channels)
   torch::nn::Conv3d patch_embedding{nullptr};
+  torch::nn::Conv3d refine_in{nullptr};    // optional (cfg.refine_channels)
+  torch::nn::Conv3d refine_out{nullptr};
   ConditionEmbedder condition_embedder{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::Linear proj_out{nullptr};

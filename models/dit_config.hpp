@@ -28,6 +28,12 @@ struct DiTConfig {
   bool cross_attn_norm = true;           // affine LayerNorm before cross-attention; default true
   double rope_theta = 10000.0;           // RoPE base; default 10000
   int64_t rope_max_positions = 1024;     // positions per axis the RoPE tables cover; default 1024
+  // Optional convolutions for small pixel-space models (0 = off, as in Wan). The stem is a
+  // per-frame 3x3 convolution whose GELU output is concatenated to the input before
+  // patchifying; the refinement is a residual per-frame 3x3 convolution pair applied after
+  // unpatchifying. Both are frame-local, so any split of the video by frames can apply them.
+  int64_t stem_channels = 0;             // channels of the stem convolution; default 0 (off)
+  int64_t refine_channels = 0;           // hidden channels of the output refinement; default 0 (off)
 
   [[nodiscard]] int64_t head_dim() const { return dim / num_heads; }
   // Head dimension split over (frame, row, column) rotary axes, as Wan: d - 4*(d/6), 2*(d/6), 2*(d/6).
@@ -36,6 +42,8 @@ struct DiTConfig {
     return {d - 4 * (d / 6), 2 * (d / 6), 2 * (d / 6)};
   }
   [[nodiscard]] int64_t patch_volume() const { return patch[0] * patch[1] * patch[2]; }
+  // Channels the patch embedding sees: the input, plus the stem's when there is one.
+  [[nodiscard]] int64_t patch_in_channels() const { return in_channels + stem_channels; }
 
   // invalid_argument when dimensions do not fit together (dim % heads, odd head dim, ...).
   [[nodiscard]] Status validate() const;

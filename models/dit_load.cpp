@@ -69,6 +69,7 @@ Status DiTConfig::validate() const {
   if (dim <= 0 || num_heads <= 0 || num_layers < 0 || ffn_dim <= 0 || freq_dim <= 0 || text_dim <= 0 ||
       text_len <= 0 || in_channels <= 0 || out_channels <= 0)
     return bad("sizes must be positive");
+  if (stem_channels < 0 || refine_channels < 0) return bad("stem and refine channels must be 0 (off) or positive");
   if (dim % num_heads != 0) return bad("dim " + std::to_string(dim) + " is not divisible by num_heads " +
                                        std::to_string(num_heads));
   if (head_dim() % 2 != 0 || head_dim() < 6) return bad("head dim must be even and at least 6");
@@ -84,7 +85,7 @@ std::map<std::string, std::string> DiTConfig::to_metadata() const {
     os << v;
     return os.str();
   };
-  return {{"in_dim", std::to_string(in_channels)},
+  std::map<std::string, std::string> md = {{"in_dim", std::to_string(in_channels)},
           {"out_dim", std::to_string(out_channels)},
           {"patch_size", "[" + std::to_string(patch[0]) + ", " + std::to_string(patch[1]) + ", " +
                              std::to_string(patch[2]) + "]"},
@@ -99,6 +100,9 @@ std::map<std::string, std::string> DiTConfig::to_metadata() const {
           {"qk_norm", qk_norm ? "true" : "false"},
           {"cross_attn_norm", cross_attn_norm ? "true" : "false"},
           {"rope_theta", d(rope_theta)}};
+  if (stem_channels > 0) md["stem_channels"] = std::to_string(stem_channels);
+  if (refine_channels > 0) md["refine_channels"] = std::to_string(refine_channels);
+  return md;
 }
 
 Expected<DiTConfig> detect_dit_config(const SafeTensors& weights) {
@@ -127,6 +131,20 @@ Expected<DiTConfig> detect_dit_config(const SafeTensors& weights) {
   DiTConfig cfg;
   cfg.dim = (*pe)[0];
   cfg.in_channels = (*pe)[1];
+  if (shapes.count("stem.weight")) {
+    auto st = need("stem.weight", 5);
+    if (!st) return st.error();
+    cfg.stem_channels = (*st)[0];
+    cfg.in_channels = (*st)[1];
+    if ((*pe)[1] != cfg.patch_in_channels())
+      return make_error(Errc::corrupt_data, weights.path() + ": patch_embedding takes " + std::to_string((*pe)[1]) +
+                                                " channels, the stem gives " + std::to_string(cfg.patch_in_channels()));
+  }
+  if (shapes.count("refine_in.weight")) {
+    auto ri = need("refine_in.weight", 5);
+    if (!ri) return ri.error();
+    cfg.refine_channels = (*ri)[0];
+  }
   cfg.patch = {(*pe)[2], (*pe)[3], (*pe)[4]};
   cfg.freq_dim = (*te)[1];
   cfg.text_dim = (*xe)[1];

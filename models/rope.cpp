@@ -40,7 +40,7 @@ at::Tensor rope_apply(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 
 at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim) {
   const int64_t half = dim / 2;
-  auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+  auto opts = torch::TensorOptions().dtype(torch::kFloat64).device(t.device());
   auto freqs = torch::pow(10000.0, -torch::arange(half, opts) / static_cast<double>(half));  // [half]
   auto angles = t.to(torch::kFloat64).unsqueeze(-1) * freqs;                                 // [..., half]
   return torch::cat({torch::cos(angles), torch::sin(angles)}, -1).to(torch::kFloat32);

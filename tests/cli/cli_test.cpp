@@ -133,7 +133,8 @@ TEST_F(ReelCli, ASizeThatDoesNotFitThePatchIsAUsageError) {
 }
 
 TEST_F(ReelCli, EverySubcommandHasHelp) {
-  for (const char* cmd : {"--help", "generate --help", "models --help", "bench --help", "bench model --help"}) {
+  for (const char* cmd : {"--help", "generate --help", "models --help", "bench --help", "bench model --help",
+                          "train --help", "eval --help", "eval adherence --help"}) {
     auto run = reel(cmd);
     EXPECT_EQ(run.code, 0) << cmd;
     EXPECT_NE(run.output.find("Usage"), std::string::npos) << cmd << "\n" << run.output;
@@ -145,6 +146,56 @@ TEST_F(ReelCli, ModelsListsTheBuiltInModel) {
   auto run = reel("models");
   EXPECT_EQ(run.code, 0);
   EXPECT_NE(run.output.find("tiny-random"), std::string::npos) << run.output;
+}
+
+TEST_F(ReelCli, TrainRejectsBadConfigsWithOneLineAndNoFiles) {
+  expect_usage_error("train --config " + path("missing.yaml") + " --out " + path("m.safetensors"), "cannot open");
+  {
+    std::ofstream(path("typo.yaml")) << "train:\n  stepz: 3\n";
+  }
+  auto run = reel("train --config " + path("typo.yaml") + " --out " + path("m.safetensors"));
+  EXPECT_EQ(run.code, 2) << run.output;
+  EXPECT_NE(run.output.find("unknown key 'train.stepz'"), std::string::npos) << run.output;
+  EXPECT_FALSE(fs::exists(path("m.safetensors")));
+  fs::remove(path("typo.yaml"));
+  expect_usage_error("train --config x.yaml", "--out");
+}
+
+TEST_F(ReelCli, TrainWritesAModelThatGenerateAndEvalUse) {
+  {
+    std::ofstream(path("tiny.yaml")) << "name: tiny-test\n"
+                                        "model:\n  dim: 32\n  ffn_dim: 64\n  freq_dim: 16\n  heads: 2\n  layers: 1\n"
+                                        "text_encoder:\n  dim: 16\n  layers: 1\n  heads: 2\n  ffn_dim: 32\n"
+                                        "data:\n  frames: 4\n"
+                                        "train:\n  steps: 3\n  batch: 2\n  log_every: 1\n"
+                                        "sample:\n  steps: 2\n  frames: 4\n";
+  }
+  auto train = reel("train --threads 1 --config " + path("tiny.yaml") + " --out " + path("m.safetensors"));
+  ASSERT_EQ(train.code, 0) << train.output;
+  EXPECT_NE(train.output.find("step 3/3"), std::string::npos) << train.output;
+  EXPECT_NE(train.output.find("clips/s"), std::string::npos) << train.output;
+  ASSERT_TRUE(fs::exists(path("m.safetensors")));
+
+  auto gen = reel("generate " + std::string(kPrompt) + " -q --threads 1 --model " + path("m.safetensors") +
+                  " --out " + path("v.mp4"));
+  EXPECT_EQ(gen.code, 0) << gen.output;
+  EXPECT_NE(gen.output.find("tiny-test"), std::string::npos) << gen.output;
+
+  auto eval = reel("eval adherence -q --threads 1 --prompts 3 --batch 2 --model " + path("m.safetensors") +
+                   " --json " + path("e.json"));
+  EXPECT_EQ(eval.code, 0) << eval.output;
+  EXPECT_NE(eval.output.find("motion direction"), std::string::npos) << eval.output;
+  std::ifstream json(path("e.json"));
+  std::string text((std::istreambuf_iterator<char>(json)), {});
+  EXPECT_NE(text.find("\"per_prompt\""), std::string::npos);
+  EXPECT_NE(text.find("\"ground_truth\""), std::string::npos);
+}
+
+TEST_F(ReelCli, EvalRejectsBadArguments) {
+  expect_usage_error("eval adherence --prompts 0", "--prompts");
+  expect_usage_error("eval adherence --objects 3", "--objects");
+  expect_usage_error("eval adherence --frames 1", "--frames");
+  expect_usage_error("eval adherence --model " + path("none.safetensors"), "none.safetensors");
 }
 
 }  // namespace

@@ -1,0 +1,67 @@
+// reel train: trains a model on the shapes world (models/train.hpp). reel-train, built with
+// REEL_MODELS_ONLY, is the same trainer without the rest of reel.
+#include <csignal>
+#include <cstdio>
+
+#include "cli/commands.hpp"
+#include "models/train.hpp"
+
+namespace reel::cli {
+
+namespace {
+
+volatile std::sig_atomic_t g_interrupted = 0;
+void on_signal(int) { g_interrupted = 1; }
+
+struct TrainArgs {
+  std::string config;
+  models::TrainOptions options;
+  int threads = 0;
+};
+
+int run_train(const TrainArgs& a) {
+  if (a.options.minutes < 0) return report(make_error(Errc::invalid_argument, "--minutes must not be negative"));
+  auto config = models::load_train_config(a.config);
+  if (!config) return report(config.error());
+  set_threads(a.threads);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  std::fprintf(stderr, "training %s: %lld steps of %d clips (%dx%d, %d frames)%s -> %s\n", config->name.c_str(),
+               static_cast<long long>(config->steps), config->batch, config->width, config->height, config->frames,
+               a.options.resume.empty() ? "" : (", resuming " + a.options.resume).c_str(), a.options.out.c_str());
+  auto result = models::train(*config, a.options, [](const models::TrainProgress& p) {
+    std::fprintf(stderr, "step %lld/%lld  loss %.5f  %.1f %s/s  elapsed %s  ETA %s%s\n",
+                 static_cast<long long>(p.step), static_cast<long long>(p.total), p.loss, p.samples_per_s,
+                 p.image_phase ? "frames" : "clips", models::format_duration(p.elapsed_s).c_str(),
+                 models::format_duration(p.eta_s).c_str(), p.image_phase ? "  (image phase)" : "");
+    return g_interrupted == 0;
+  });
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  if (!result) return report(result.error());
+  std::fprintf(stderr, "%s at step %lld (loss %.5f, %s); model: %s; checkpoint: %s\n",
+               result->finished ? "finished" : "stopped", static_cast<long long>(result->step), result->loss,
+               models::format_duration(result->seconds).c_str(), result->out.c_str(), result->checkpoint.c_str());
+  return g_interrupted != 0 ? 130 : kExitOk;
+}
+
+}  // namespace
+
+Command add_train(CLI::App& app, const Config& cfg) {
+  auto a = std::make_shared<TrainArgs>();
+  a->threads = cfg.threads;
+  auto* sub = app.add_subcommand("train", "train a text-to-video model on the shapes world");
+  sub->add_option("--config", a->config, "training config (YAML), e.g. configs/models/shapes-s.yaml")->required();
+  sub->add_option("--out", a->options.out, "model file to write (EMA weights), e.g. models/zoo/NAME.safetensors")
+      ->required();
+  sub->add_option("--minutes", a->options.minutes, "wall-time budget; stops with a checkpoint (0 = no limit)")
+      ->capture_default_str();
+  sub->add_option("--resume", a->options.resume, "checkpoint to continue from (exactly)");
+  sub->add_option("--checkpoint", a->options.checkpoint, "checkpoint file to write (default: OUT.ckpt)");
+  sub->add_option("--threads", a->threads, "compute threads, 0 = all cores")->envname("REEL_THREADS");
+  sub->add_option("--device", a->options.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  return [a] { return run_train(*a); };
+}
+
+}  // namespace reel::cli
