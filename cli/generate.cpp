@@ -7,12 +7,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "cli/commands.hpp"
 #include "cli/frames.hpp"
 #include "cli/progress.hpp"
 #include "models/zoo.hpp"
 #include "pipeline/dit_denoiser.hpp"
+#include "pipeline/fifo.hpp"
 #include "pipeline/sampler.hpp"
 #include "video/image.hpp"
 #include "video/mp4_writer.hpp"
@@ -37,6 +39,9 @@ struct GenerateArgs {
   int crf = 18;
   int threads = 0;
   bool quiet = false;
+  std::string mode = "standard";  // standard or fifo
+  int partitions = 1;             // FIFO: windows in the queue
+  bool lookahead = true;          // FIFO: half-overlapping windows
 };
 
 Error usage(const std::string& message) { return make_error(Errc::invalid_argument, message); }
@@ -101,7 +106,71 @@ Expected<Plan> make_plan(const GenerateArgs& a, const models::T2VModel& m) {
     return usage("--size " + std::to_string(p.width) + "x" + std::to_string(p.height) + " must be a multiple of " +
                  std::to_string(cell_w) + "x" + std::to_string(cell_h) + " for model '" + m.name + "'");
   if (p.frames % c.patch[0] != 0) return usage("--frames must be a multiple of " + std::to_string(c.patch[0]));
+  if (a.mode == "fifo") {
+    const int window = m.defaults.frames;
+    const int queue = window * a.partitions;
+    if (a.partitions < 1) return usage("--partitions must be at least 1");
+    if (p.frames < window)
+      return usage("--frames " + std::to_string(p.frames) + " is smaller than the model's window of " +
+                   std::to_string(window) + " frames; use --mode standard");
+    if (a.lookahead && window % 2 != 0) return usage("--lookahead needs an even window; use --no-lookahead");
+    if (p.steps % queue != 0) {
+      if (a.steps)  // asked for explicitly: say what fits
+        return usage("--steps " + std::to_string(p.steps) + " must be a multiple of the FIFO queue length " +
+                     std::to_string(queue) + " (window " + std::to_string(window) + " x partitions " +
+                     std::to_string(a.partitions) + ")");
+      p.steps = (p.steps + queue - 1) / queue * queue;  // the model's default, rounded up to fit
+    }
+  }
   return p;
+}
+
+// FIFO mode: frames stream to a fragmented MP4 as they leave the queue, so the growing
+// <out>.part plays while it grows; memory stays constant whatever the length.
+Expected<pipeline::FifoStats> generate_fifo(const GenerateArgs& a, const models::T2VModel& model, const Plan& plan,
+                                            const pipeline::Conditioning& cond, std::vector<video::Frame>& sheet) {
+  const auto& c = model.dit->config();
+  pipeline::FifoOptions fo;
+  fo.window_frames = model.defaults.frames;
+  fo.partitions = a.partitions;
+  fo.lookahead = a.lookahead;
+  fo.steps = plan.steps;
+  fo.shift = plan.shift;
+  fo.solver = plan.solver;
+  fo.guidance = plan.guidance;
+  fo.seed = a.seed;
+  const std::vector<int64_t> clip{1, c.in_channels, fo.window_frames, plan.height / model.spatial_compression,
+                                  plan.width / model.spatial_compression};
+  pipeline::DiTDenoiser denoiser(model.dit, model.prediction);
+  auto queue = pipeline::FifoQueue::start(denoiser, cond, clip, fo);
+  if (!queue) return queue.error();
+
+  video::Mp4Options mp4;
+  mp4.fps = plan.fps;
+  mp4.crf = a.crf;
+  mp4.fragmented = true;
+  std::optional<video::Mp4Writer> writer;
+  const auto interp = a.upscale_filter == "bicubic" ? video::Interp::bicubic : video::Interp::nearest;
+  const int64_t every = std::max<int64_t>(1, plan.frames / 16);  // contact sheet: up to 16 frames
+  Progress progress("generating", "frames", !a.quiet && Progress::stderr_is_terminal());
+  auto stats = queue->run(denoiser, cond, plan.frames, [&](int64_t index, const torch::Tensor& latent) -> Status {
+    auto pixels = model.decoder->decode(latent);  // [1, 1, H, W, 3]
+    if (!pixels) return pixels.error();
+    auto frames = to_frames((*pixels)[0], a.upscale, interp);
+    if (!writer) {
+      auto w = video::Mp4Writer::open(a.out, frames[0].width, frames[0].height, mp4);
+      if (!w) return w.error();
+      writer.emplace(std::move(*w));
+    }
+    if (auto st = writer->append(frames[0]); !st) return st;
+    if (index % every == 0 && sheet.size() < 16) sheet.push_back(frames[0]);
+    progress.update(static_cast<int>(index + 1), plan.frames);
+    return {};
+  });
+  progress.finish();
+  if (!stats) return stats.error();
+  if (auto st = writer->finish(); !st) return st.error();
+  return stats;
 }
 
 int run_generate(const GenerateArgs& a, const Config& cfg) {
@@ -133,6 +202,20 @@ int run_generate(const GenerateArgs& a, const Config& cfg) {
   if (!text) return report(text.error());
   pipeline::Conditioning cond{*text, {}};
   if (plan->guidance != 1.0) cond.negative = torch::zeros_like(*text);  // unconditional: empty text
+
+  if (a.mode == "fifo") {
+    std::vector<video::Frame> sheet;
+    auto stats = generate_fifo(a, *model, *plan, cond, sheet);
+    if (!stats) return report(stats.error());
+    if (!a.sheet.empty()) {
+      if (auto st = video::write_contact_sheet(a.sheet, {sheet}); !st) return report(st.error());
+    }
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("reel: wrote %s (%d frames, fifo, %d steps, %lld model calls) with %s in %s; %.3f s/frame\n",
+                a.out.c_str(), plan->frames, plan->steps, static_cast<long long>(stats->model_calls),
+                model->name.c_str(), format_seconds(wall).c_str(), stats->seconds / plan->frames);
+    return kExitOk;
+  }
 
   pipeline::SampleOptions opts;
   opts.steps = plan->steps;
@@ -216,6 +299,11 @@ Command add_generate(CLI::App& app, const Config& cfg) {
   sub->add_option("--threads,-t", a->threads, "compute threads (0 = all cores)")
       ->envname("REEL_THREADS")->capture_default_str();
   sub->add_flag("--quiet,-q", a->quiet, "no progress bar");
+  sub->add_option("--mode", a->mode, "standard (one window) or fifo (any length, constant memory, streamed)")
+      ->check(CLI::IsMember({"standard", "fifo"}))->capture_default_str();
+  sub->add_option("--partitions", a->partitions, "FIFO: windows in the queue (queue = window x partitions frames)")
+      ->capture_default_str();
+  sub->add_flag("--lookahead,!--no-lookahead", a->lookahead, "FIFO: half-overlapping windows (default on)");
   return [a, &cfg] { return run_generate(*a, cfg); };
 }
 

@@ -198,4 +198,24 @@ TEST_F(ReelCli, EvalRejectsBadArguments) {
   expect_usage_error("eval adherence --model " + path("none.safetensors"), "none.safetensors");
 }
 
+TEST_F(ReelCli, FifoModeStreamsAVideoLongerThanTheWindow) {
+  auto run = reel(std::string("generate ") + kPrompt + " -q --threads 1 --model tiny-random --mode fifo --frames 12" +
+                  " --steps 8 --guidance 1 --upscale 1 --out " + path("v.mp4"));
+  ASSERT_EQ(run.code, 0) << run.output;
+  EXPECT_NE(run.output.find("fifo"), std::string::npos) << run.output;
+  auto info = reel::video::probe(path("v.mp4"));
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->frames, 12);
+  EXPECT_EQ(info->width, 32);
+  EXPECT_FALSE(fs::exists(path("v.mp4.part")));
+}
+
+TEST_F(ReelCli, FifoModeRejectsWhatTheQueueCannotDo) {
+  const std::string base = std::string("generate ") + kPrompt + " --model tiny-random --mode fifo --out " + path("v.mp4");
+  expect_usage_error(base + " --frames 4", "smaller than the model's window");
+  expect_usage_error(base + " --frames 16 --steps 20", "multiple of the FIFO queue length");
+  expect_usage_error(base + " --frames 16 --partitions 0", "--partitions");
+  expect_usage_error(base + " --mode sideways", "--mode");
+}
+
 }  // namespace
