@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "cli/commands.hpp"
+#include "cli/fifo_job.hpp"
 #include "cli/frames.hpp"
 #include "cli/progress.hpp"
 #include "models/zoo.hpp"
@@ -42,6 +43,10 @@ struct GenerateArgs {
   std::string mode = "standard";  // standard or fifo
   int partitions = 1;             // FIFO: windows in the queue
   bool lookahead = true;          // FIFO: half-overlapping windows
+  std::string job_dir;            // FIFO: where checkpoints go (resumable with --resume)
+  int checkpoint_every = 0;       // FIFO: frames between checkpoints, 0 = none
+  std::string resume;             // a job directory to continue
+  bool model_given = false;       // --model was on the command line
 };
 
 Error usage(const std::string& message) { return make_error(Errc::invalid_argument, message); }
@@ -128,7 +133,8 @@ Expected<Plan> make_plan(const GenerateArgs& a, const models::T2VModel& m) {
 // FIFO mode: frames stream to a fragmented MP4 as they leave the queue, so the growing
 // <out>.part plays while it grows; memory stays constant whatever the length.
 Expected<pipeline::FifoStats> generate_fifo(const GenerateArgs& a, const models::T2VModel& model, const Plan& plan,
-                                            const pipeline::Conditioning& cond, std::vector<video::Frame>& sheet) {
+                                            const pipeline::Conditioning& cond, std::vector<video::Frame>& sheet,
+                                            bool resuming) {
   const auto& c = model.dit->config();
   pipeline::FifoOptions fo;
   fo.window_frames = model.defaults.frames;
@@ -142,8 +148,19 @@ Expected<pipeline::FifoStats> generate_fifo(const GenerateArgs& a, const models:
   const std::vector<int64_t> clip{1, c.in_channels, fo.window_frames, plan.height / model.spatial_compression,
                                   plan.width / model.spatial_compression};
   pipeline::DiTDenoiser denoiser(model.dit, model.prediction);
-  auto queue = pipeline::FifoQueue::start(denoiser, cond, clip, fo);
-  if (!queue) return queue.error();
+  const bool job = !a.job_dir.empty();
+  std::optional<pipeline::FifoQueue> queue;
+  if (resuming) {
+    auto state = load_fifo_state(a.job_dir, fo);
+    if (!state) return state.error();
+    auto q = pipeline::FifoQueue::from_state(std::move(*state));
+    if (!q) return make_error(q.error().code, a.job_dir + ": " + q.error().message);
+    queue.emplace(std::move(*q));
+  } else {
+    auto q = pipeline::FifoQueue::start(denoiser, cond, clip, fo);
+    if (!q) return q.error();
+    queue.emplace(std::move(*q));
+  }
 
   video::Mp4Options mp4;
   mp4.fps = plan.fps;
@@ -152,29 +169,93 @@ Expected<pipeline::FifoStats> generate_fifo(const GenerateArgs& a, const models:
   std::optional<video::Mp4Writer> writer;
   const auto interp = a.upscale_filter == "bicubic" ? video::Interp::bicubic : video::Interp::nearest;
   const int64_t every = std::max<int64_t>(1, plan.frames / 16);  // contact sheet: up to 16 frames
-  Progress progress("generating", "frames", !a.quiet && Progress::stderr_is_terminal());
-  auto stats = queue->run(denoiser, cond, plan.frames, [&](int64_t index, const torch::Tensor& latent) -> Status {
-    auto pixels = model.decoder->decode(latent);  // [1, 1, H, W, 3]
-    if (!pixels) return pixels.error();
-    auto frames = to_frames((*pixels)[0], a.upscale, interp);
+  // Writes one frame at model resolution (kept in the job for a resume) and upscaled to the MP4.
+  auto write = [&](int64_t index, const video::Frame& small) -> Status {
+    video::Frame big = a.upscale > 1 ? video::upscale(small, a.upscale, interp) : small;
     if (!writer) {
-      auto w = video::Mp4Writer::open(a.out, frames[0].width, frames[0].height, mp4);
+      auto w = video::Mp4Writer::open(a.out, big.width, big.height, mp4);
       if (!w) return w.error();
       writer.emplace(std::move(*w));
     }
-    if (auto st = writer->append(frames[0]); !st) return st;
-    if (index % every == 0 && sheet.size() < 16) sheet.push_back(frames[0]);
+    if (job) REEL_RETURN_IF_ERROR(append_job_frame(a.job_dir, small));
+    REEL_RETURN_IF_ERROR(writer->append(big));
+    if (index % every == 0 && sheet.size() < 16) sheet.push_back(std::move(big));
+    return {};
+  };
+  if (resuming) {  // the frames written before the checkpoint, re-encoded
+    auto done = read_job_frames(a.job_dir, std::max<int64_t>(0, queue->head_frame()), plan.width, plan.height);
+    if (!done) return done.error();
+    for (size_t i = 0; i < done->size(); ++i) {
+      // frames.rgb was cut to these frames; write() appends them again.
+      if (auto st = write(static_cast<int64_t>(i), (*done)[i]); !st) return st.error();
+    }
+  }
+  Progress progress("generating", "frames", !a.quiet && Progress::stderr_is_terminal());
+  auto stats = queue->run(denoiser, cond, plan.frames, [&](int64_t index, const torch::Tensor& latent) -> Status {
+    if (job && a.checkpoint_every > 0 && index > 0 && index % a.checkpoint_every == 0)
+      REEL_RETURN_IF_ERROR(save_fifo_state(a.job_dir, queue->state()));  // about to produce `index`
+    auto pixels = model.decoder->decode(latent);  // [1, 1, H, W, 3]
+    if (!pixels) return pixels.error();
+    REEL_RETURN_IF_ERROR(write(index, to_frames((*pixels)[0])[0]));
     progress.update(static_cast<int>(index + 1), plan.frames);
     return {};
   });
   progress.finish();
   if (!stats) return stats.error();
+  if (!writer) return make_error(Errc::invalid_argument, "the job had already produced every frame");
   if (auto st = writer->finish(); !st) return st.error();
   return stats;
 }
 
-int run_generate(const GenerateArgs& a, const Config& cfg) {
+// reel generate --resume DIR: the settings come from the job; a prompt or --model given on the
+// command line must be the job's.
+Expected<GenerateArgs> resume_args(const GenerateArgs& a, const Config& cfg) {
+  auto job = read_job(a.resume);
+  if (!job) return job.error();
+  if (!a.prompt.empty() && a.prompt != job->prompt)
+    return usage("job '" + a.resume + "' was started for the prompt '" + job->prompt + "', not '" + a.prompt + "'");
+  GenerateArgs b = a;
+  b.prompt = job->prompt;
+  b.model = job->model;
+  b.frames = job->frames;
+  b.steps = job->steps;
+  b.fps = job->fps;
+  b.size = std::to_string(job->width) + "x" + std::to_string(job->height);
+  b.guidance = job->guidance;
+  b.shift = job->shift;
+  b.solver = job->solver;
+  b.seed = job->seed;
+  b.crf = job->crf;
+  b.upscale = job->upscale;
+  b.upscale_filter = job->upscale_filter;
+  b.out = job->out;
+  b.mode = "fifo";
+  b.partitions = job->partitions;
+  b.lookahead = job->lookahead;
+  b.job_dir = a.resume;
+  b.checkpoint_every = job->checkpoint_every;
+  if (a.model_given) {
+    auto asked = models::open_model(a.model, cfg.zoo);
+    if (!asked) return asked.error();
+    if (asked->source != job->model_source)
+      return usage("job '" + a.resume + "' was started with the model '" + job->model_source + "', not '" +
+                   asked->source + "'");
+  }
+  return b;
+}
+
+int run_generate(const GenerateArgs& given, const Config& cfg) {
   const auto t0 = std::chrono::steady_clock::now();
+  GenerateArgs a = given;
+  const bool resuming = !given.resume.empty();
+  if (resuming) {
+    auto b = resume_args(given, cfg);
+    if (!b) return report(b.error());
+    a = std::move(*b);
+  }
+  if (!a.job_dir.empty() && a.mode != "fifo") return report(usage("--job-dir needs --mode fifo"));
+  if (a.checkpoint_every < 0) return report(usage("--checkpoint-every must be >= 0"));
+  if (a.checkpoint_every > 0 && a.job_dir.empty()) return report(usage("--checkpoint-every needs --job-dir"));
   std::string prompt = a.prompt;
   if (prompt.find_first_not_of(" \t\n\r") == std::string::npos) return report(usage("the prompt is empty"));
   if (a.upscale < 1 || a.upscale > 16) return report(usage("--upscale must be 1 to 16"));
@@ -204,8 +285,24 @@ int run_generate(const GenerateArgs& a, const Config& cfg) {
   if (plan->guidance != 1.0) cond.negative = torch::zeros_like(*text);  // unconditional: empty text
 
   if (a.mode == "fifo") {
+    if (!a.job_dir.empty() && !resuming) {
+      auto checksum = model_checksum(model->source);
+      if (!checksum) return report(checksum.error());
+      FifoJob job{prompt, a.model, model->source, *checksum, plan->frames, plan->width, plan->height, plan->steps,
+                  plan->fps, a.partitions, a.lookahead, plan->guidance, plan->shift,
+                  models::solver_kind_name(plan->solver), a.seed, a.crf, a.upscale, a.upscale_filter, a.out,
+                  a.checkpoint_every};
+      if (auto st = create_job(a.job_dir, job); !st) return report(st.error());
+    }
+    if (resuming) {
+      auto job = read_job(a.job_dir);
+      auto checksum = model_checksum(model->source);
+      if (!checksum) return report(checksum.error());
+      if (job && *checksum != job->model_checksum)
+        return report(usage("the weights of '" + model->source + "' changed since job '" + a.job_dir + "' started"));
+    }
     std::vector<video::Frame> sheet;
-    auto stats = generate_fifo(a, *model, *plan, cond, sheet);
+    auto stats = generate_fifo(a, *model, *plan, cond, sheet, resuming);
     if (!stats) return report(stats.error());
     if (!a.sheet.empty()) {
       if (auto st = video::write_contact_sheet(a.sheet, {sheet}); !st) return report(st.error());
@@ -277,8 +374,8 @@ Command add_generate(CLI::App& app, const Config& cfg) {
   a->threads = cfg.threads;
 
   auto* sub = app.add_subcommand("generate", "generate a video from a text prompt");
-  sub->add_option("prompt", a->prompt, "what the video shows")->required();
-  sub->add_option("--model,-m", a->model, "zoo name or .safetensors path (see 'reel models')")
+  sub->add_option("prompt", a->prompt, "what the video shows (optional with --resume)");
+  auto* model_opt = sub->add_option("--model,-m", a->model, "zoo name or .safetensors path (see 'reel models')")
       ->envname("REEL_MODEL")->capture_default_str();
   sub->add_option("--frames,-f", a->frames, "video length in frames; default: the model's")->envname("REEL_FRAMES");
   sub->add_option("--steps,-s", a->steps, "solver steps; default: the model's")->envname("REEL_STEPS");
@@ -304,7 +401,14 @@ Command add_generate(CLI::App& app, const Config& cfg) {
   sub->add_option("--partitions", a->partitions, "FIFO: windows in the queue (queue = window x partitions frames)")
       ->capture_default_str();
   sub->add_flag("--lookahead,!--no-lookahead", a->lookahead, "FIFO: half-overlapping windows (default on)");
-  return [a, &cfg] { return run_generate(*a, cfg); };
+  sub->add_option("--job-dir", a->job_dir, "FIFO: job directory for checkpoints (see --resume)");
+  sub->add_option("--checkpoint-every", a->checkpoint_every, "FIFO: checkpoint every K frames into --job-dir")
+      ->capture_default_str();
+  sub->add_option("--resume", a->resume, "continue the job in this directory (its settings are used)");
+  return [a, model_opt, &cfg] {
+    a->model_given = model_opt->count() > 0;
+    return run_generate(*a, cfg);
+  };
 }
 
 }  // namespace reel::cli

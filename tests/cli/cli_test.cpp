@@ -1,6 +1,7 @@
 // The reel program end to end: exit codes, messages, outputs, determinism.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <csignal>
 #include <unistd.h>
 
 #include <array>
@@ -216,6 +217,65 @@ TEST_F(ReelCli, FifoModeRejectsWhatTheQueueCannotDo) {
   expect_usage_error(base + " --frames 16 --steps 20", "multiple of the FIFO queue length");
   expect_usage_error(base + " --frames 16 --partitions 0", "--partitions");
   expect_usage_error(base + " --mode sideways", "--mode");
+}
+
+// Starts reel in the background and SIGKILLs it once its job holds at least `frames` frames.
+bool kill_when_frames(const std::string& args, const std::string& frames_file, size_t frame_bytes, size_t frames) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string cmd = std::string(REEL_BINARY_DIR) + "/cli/reel " + args + " >/dev/null 2>&1";
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  for (int i = 0; i < 60000; ++i) {
+    std::error_code ec;
+    if (fs::exists(frames_file) && fs::file_size(frames_file, ec) >= frame_bytes * frames) {
+      kill(pid, SIGKILL);
+      int status = 0;
+      waitpid(pid, &status, 0);
+      return WIFSIGNALED(status);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) return false;  // finished before the kill
+    usleep(1000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return false;
+}
+
+TEST_F(ReelCli, AFifoJobKilledAndResumedWritesTheUninterruptedVideo) {
+  const std::string common = std::string("generate ") + kPrompt +
+                             " -q --threads 1 --model tiny-random --mode fifo --frames 160 --steps 8 --guidance 1 --upscale 1";
+  auto straight = reel(common + " --out " + path("a.mp4"));
+  ASSERT_EQ(straight.code, 0) << straight.output;
+
+  const std::string job = path("job");
+  ASSERT_TRUE(kill_when_frames(common + " --out " + path("b.mp4") + " --job-dir " + job + " --checkpoint-every 7",
+                               job + "/frames.rgb", 32 * 32 * 3, 37))
+      << "the run ended before it could be killed";
+  EXPECT_FALSE(fs::exists(path("b.mp4")));  // only the .part of a killed run
+
+  auto other = reel("generate \"a large blue square moving left on a gray background\" --resume " + job);
+  EXPECT_EQ(other.code, 2) << other.output;
+  EXPECT_NE(other.output.find("was started for the prompt"), std::string::npos) << other.output;
+
+  auto resumed = reel("generate -q --threads 1 --resume " + job);
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  auto a = reel::video::read_video(path("a.mp4"));
+  auto b = reel::video::read_video(path("b.mp4"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->size(), 160u);
+  ASSERT_EQ(b->size(), a->size());
+  for (size_t i = 0; i < a->size(); ++i) EXPECT_EQ((*a)[i].rgb, (*b)[i].rgb) << "frame " << i;
+}
+
+TEST_F(ReelCli, ResumeNeedsAJobAndJobsNeedFifo) {
+  expect_usage_error("generate --resume " + path("nowhere"), "not a reel job directory");
+  expect_usage_error(std::string("generate ") + kPrompt + " --job-dir " + path("j") + " --out " + path("v.mp4"),
+                     "--job-dir needs --mode fifo");
+  expect_usage_error(std::string("generate ") + kPrompt + " --mode fifo --checkpoint-every 4 --out " + path("v.mp4"),
+                     "--checkpoint-every needs --job-dir");
 }
 
 }  // namespace
