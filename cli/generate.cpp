@@ -15,6 +15,7 @@
 #include "cli/progress.hpp"
 #include "models/zoo.hpp"
 #include "pipeline/dit_denoiser.hpp"
+#include "pipeline/clips.hpp"
 #include "pipeline/fifo.hpp"
 #include "pipeline/sampler.hpp"
 #include "video/image.hpp"
@@ -40,7 +41,10 @@ struct GenerateArgs {
   int crf = 18;
   int threads = 0;
   bool quiet = false;
-  std::string mode = "standard";  // standard or fifo
+  std::string mode = "standard";  // standard, fifo or clips
+  int clips = 2;                  // clips: clips the video is split into
+  int context_frames = 2;         // clips: neighbour frames per side
+  int global_frames = 1;          // clips: frames from every clip
   int partitions = 1;             // FIFO: windows in the queue
   bool lookahead = true;          // FIFO: half-overlapping windows
   std::string job_dir;            // FIFO: where checkpoints go (resumable with --resume)
@@ -207,6 +211,57 @@ Expected<pipeline::FifoStats> generate_fifo(const GenerateArgs& a, const models:
   return stats;
 }
 
+// Clip-parallel mode: C clips denoised together with their neighbours' edge frames and a few
+// frames of every clip as context; the clips are written in order once the last step is done.
+Expected<pipeline::ClipsStats> generate_clips(const GenerateArgs& a, const models::T2VModel& model, const Plan& plan,
+                                              const pipeline::Conditioning& cond, std::vector<video::Frame>& sheet) {
+  const auto& c = model.dit->config();
+  pipeline::ClipsOptions co;
+  co.clips = a.clips;
+  co.context_frames = a.context_frames;
+  co.global_frames = a.global_frames;
+  co.steps = plan.steps;
+  co.shift = plan.shift;
+  co.solver = plan.solver;
+  co.guidance = plan.guidance;
+  co.seed = a.seed;
+  auto clips = pipeline::VideoClips::start({1, c.in_channels, plan.frames, plan.height / model.spatial_compression,
+                                            plan.width / model.spatial_compression},
+                                           co);
+  if (!clips) return make_error(clips.error().code, clips.error().message);
+  video::Mp4Options mp4;
+  mp4.fps = plan.fps;
+  mp4.crf = a.crf;
+  mp4.fragmented = true;
+  std::optional<video::Mp4Writer> writer;
+  const auto interp = a.upscale_filter == "bicubic" ? video::Interp::bicubic : video::Interp::nearest;
+  const int64_t every = std::max<int64_t>(1, plan.frames / 16);
+  pipeline::DiTDenoiser denoiser(model.dit, model.prediction);
+  Progress progress("generating", "steps", !a.quiet && Progress::stderr_is_terminal());
+  auto result = clips->run(
+      denoiser, cond,
+      [&](int, int64_t first_frame, const torch::Tensor& latent) -> Status {
+        auto pixels = model.decoder->decode(latent);  // [1, n, H, W, 3]
+        if (!pixels) return pixels.error();
+        auto frames = to_frames((*pixels)[0], a.upscale, interp);
+        for (size_t i = 0; i < frames.size(); ++i) {
+          if (!writer) {
+            auto w = video::Mp4Writer::open(a.out, frames[i].width, frames[i].height, mp4);
+            if (!w) return w.error();
+            writer.emplace(std::move(*w));
+          }
+          REEL_RETURN_IF_ERROR(writer->append(frames[i]));
+          if ((first_frame + static_cast<int64_t>(i)) % every == 0 && sheet.size() < 16) sheet.push_back(frames[i]);
+        }
+        return {};
+      },
+      [&](int done, int total) { progress.update(done, total); });
+  progress.finish();
+  if (!result) return result.error();
+  if (auto st = writer->finish(); !st) return st.error();
+  return result->stats;
+}
+
 // reel generate --resume DIR: the settings come from the job; a prompt or --model given on the
 // command line must be the job's.
 Expected<GenerateArgs> resume_args(const GenerateArgs& a, const Config& cfg) {
@@ -314,6 +369,22 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
     return kExitOk;
   }
 
+  if (a.mode == "clips") {
+    std::vector<video::Frame> sheet;
+    auto stats = generate_clips(a, *model, *plan, cond, sheet);
+    if (!stats) return report(stats.error());
+    if (!a.sheet.empty()) {
+      if (auto st = video::write_contact_sheet(a.sheet, {sheet}); !st) return report(st.error());
+    }
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("reel: wrote %s (%d frames, %d clips, %d steps, %lld model calls, %.1f MB context exchanged) with %s "
+                "in %s; %.3f s/frame\n",
+                a.out.c_str(), plan->frames, a.clips, plan->steps, static_cast<long long>(stats->model_calls),
+                static_cast<double>(stats->exchanged_bytes) / 1e6, model->name.c_str(), format_seconds(wall).c_str(),
+                stats->seconds / plan->frames);
+    return kExitOk;
+  }
+
   pipeline::SampleOptions opts;
   opts.steps = plan->steps;
   opts.shift = plan->shift;
@@ -396,8 +467,13 @@ Command add_generate(CLI::App& app, const Config& cfg) {
   sub->add_option("--threads,-t", a->threads, "compute threads (0 = all cores)")
       ->envname("REEL_THREADS")->capture_default_str();
   sub->add_flag("--quiet,-q", a->quiet, "no progress bar");
-  sub->add_option("--mode", a->mode, "standard (one window) or fifo (any length, constant memory, streamed)")
-      ->check(CLI::IsMember({"standard", "fifo"}))->capture_default_str();
+  sub->add_option("--mode", a->mode,
+                  "standard (one window), fifo (any length, constant memory, streamed) or clips (clip-parallel)")
+      ->check(CLI::IsMember({"standard", "fifo", "clips"}))->capture_default_str();
+  sub->add_option("--clips", a->clips, "clips: clips the video is split into (a divisor of --frames)")
+      ->capture_default_str();
+  sub->add_option("--context-frames", a->context_frames, "clips: neighbour frames per side")->capture_default_str();
+  sub->add_option("--global-frames", a->global_frames, "clips: frames taken from every clip")->capture_default_str();
   sub->add_option("--partitions", a->partitions, "FIFO: windows in the queue (queue = window x partitions frames)")
       ->capture_default_str();
   sub->add_flag("--lookahead,!--no-lookahead", a->lookahead, "FIFO: half-overlapping windows (default on)");

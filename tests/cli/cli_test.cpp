@@ -278,4 +278,21 @@ TEST_F(ReelCli, ResumeNeedsAJobAndJobsNeedFifo) {
                      "--checkpoint-every needs --job-dir");
 }
 
+TEST_F(ReelCli, ClipsModeWritesEveryClipInOrder) {
+  auto run = reel(std::string("generate ") + kPrompt + " -q --threads 1 --model tiny-random --mode clips --frames 12" +
+                  " --clips 3 --context-frames 1 --global-frames 1 --steps 3 --guidance 1 --upscale 1 --out " +
+                  path("v.mp4"));
+  ASSERT_EQ(run.code, 0) << run.output;
+  EXPECT_NE(run.output.find("3 clips"), std::string::npos) << run.output;
+  auto info = reel::video::probe(path("v.mp4"));
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->frames, 12);
+  auto bad = reel(std::string("generate ") + kPrompt + " --model tiny-random --mode clips --frames 13 --clips 3" +
+                  " --out " + path("w.mp4"));
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("multiple of 3"), std::string::npos) << bad.output;
+  EXPECT_EQ(lines(bad.output), 1) << bad.output;
+  EXPECT_FALSE(fs::exists(path("w.mp4")));
+}
+
 }  // namespace
