@@ -295,4 +295,16 @@ TEST_F(ReelCli, ClipsModeWritesEveryClipInOrder) {
   EXPECT_FALSE(fs::exists(path("w.mp4")));
 }
 
+TEST_F(ReelCli, BenchLongMeasuresEachModeInAChildProcess) {
+  auto run = reel("bench long --model tiny-random --frames 8,16 --modes fifo,clips --quality-frames 0 --threads 1"
+                  " --json " + path("b.json"));
+  ASSERT_EQ(run.code, 0) << run.output;
+  EXPECT_EQ(lines(run.output), 6) << run.output;  // header, 4 rows, "wrote"
+  std::ifstream json(path("b.json"));
+  std::string text((std::istreambuf_iterator<char>(json)), {});
+  EXPECT_NE(text.find("\"peak_rss_mb\""), std::string::npos) << text;
+  fs::remove(path("b.json"));
+  expect_usage_error("bench long --modes sideways", "unknown mode 'sideways'");
+}
+
 }  // namespace
