@@ -7,18 +7,17 @@
 #include <string>
 #include <utility>
 
+#include "pipeline/detail/checks.hpp"
 #include "pipeline/guidance.hpp"
 
 namespace reel::pipeline {
 
+using detail::clone_state;
+using detail::shape_str;
+
 namespace {
 
-std::string shape_str(const torch::Tensor& t) {
-  if (!t.defined()) return "none";
-  std::ostringstream os;
-  os << t.sizes();
-  return os.str();
-}
+using detail::shape_str;
 
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
@@ -34,52 +33,6 @@ Status check_shape(const std::vector<int64_t>& shape, const char* what) {
   if (ok) return {};
   return bad(std::string(what) + " must be [B, Ch, N, H, W] with positive sizes, got " +
              shape_str(shape));
-}
-
-Status check_outputs(const std::vector<torch::Tensor>& outs,
-                     const std::vector<ClipWindow>& windows) {
-  if (outs.size() != windows.size()) {
-    return bad("clip runner returned " + std::to_string(outs.size()) + " outputs for " +
-               std::to_string(windows.size()) + " windows");
-  }
-  for (size_t w = 0; w < outs.size(); ++w) {
-    if (!outs[w].defined() || outs[w].sizes() != windows[w].x.sizes()) {
-      return bad("clip runner returned " + shape_str(outs[w]) + " for the window of clip " +
-                 std::to_string(w) + " of " + shape_str(windows[w].x));
-    }
-  }
-  return {};
-}
-
-Status check_solver_state(const models::SolverState& st, int clip, int expected_step,
-                          const torch::Tensor& latent) {
-  const std::string where = "solver state of clip " + std::to_string(clip);
-  if (st.step != expected_step) {
-    return bad(where + " is at step " + std::to_string(st.step) + " but the clips are at step " +
-               std::to_string(expected_step));
-  }
-  if (st.x0_history.size() > 2 || st.last_order < 0 || st.last_order > 2) {
-    return bad(where + " holds " + std::to_string(st.x0_history.size()) +
-               " x0 predictions and order " + std::to_string(st.last_order) + " (at most 2 each)");
-  }
-  for (const auto& h : st.x0_history) {
-    if (!h.defined() || h.sizes() != latent.sizes()) {
-      return bad(where + " holds an x0 prediction of " + shape_str(h) + ", not its clip's " +
-                 shape_str(latent));
-    }
-  }
-  if (st.last_sample.defined() && st.last_sample.sizes() != latent.sizes()) {
-    return bad(where + " holds a last sample of " + shape_str(st.last_sample) +
-               ", not its clip's " + shape_str(latent));
-  }
-  return {};
-}
-
-models::SolverState clone_state(const models::SolverState& st) {
-  models::SolverState out{.step = st.step, .last_order = st.last_order};
-  for (const auto& h : st.x0_history) out.x0_history.push_back(h.clone());
-  if (st.last_sample.defined()) out.last_sample = st.last_sample.clone();
-  return out;
 }
 
 // Frames of a window that come from another clip: what the exchange carries for it.
@@ -316,8 +269,9 @@ Expected<VideoClips> VideoClips::from_state(ClipsState state) {
                " solver states for " + std::to_string(state.latents.size()) + " clips");
   }
   for (size_t c = 0; c < state.latents.size(); ++c) {
-    REEL_RETURN_IF_ERROR(check_solver_state(state.solver_states[c], static_cast<int>(c),
-                                            state.step, state.latents[c]));
+    REEL_RETURN_IF_ERROR(detail::check_solver_state(
+        state.solver_states[c], state.step, state.latents[c].sizes(), "solver state of clip " + std::to_string(c),
+        "the clips are at step", "not its clip's " + shape_str(state.latents[c])));
   }
   const bool finished = state.step == layout->steps;
   if (state.emitted_clips < 0 || state.emitted_clips > options.clips ||
@@ -427,7 +381,9 @@ Status VideoClips::step_counted(ClipRunner& runner, ClipsStats& stats) {
   if (!windows.ok()) return windows.error();
   auto outs = runner.run(*windows);
   if (!outs.ok()) return outs.error();
-  REEL_RETURN_IF_ERROR(check_outputs(*outs, *windows));
+  std::vector<torch::Tensor> inputs;
+  for (const auto& w : *windows) inputs.push_back(w.x);
+  REEL_RETURN_IF_ERROR(detail::check_outputs(*outs, inputs, "clip runner", "the window of clip "));
   const int64_t n = layout_.clip_frames;
   try {
     const models::Prediction prediction = runner.prediction();

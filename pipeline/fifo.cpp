@@ -7,19 +7,16 @@
 #include <string>
 #include <utility>
 
+#include "pipeline/detail/checks.hpp"
 #include "pipeline/guidance.hpp"
 #include "pipeline/sampler.hpp"
 
 namespace reel::pipeline {
 
-namespace {
+using detail::clone_state;
+using detail::shape_str;
 
-std::string shape_str(const torch::Tensor& t) {
-  if (!t.defined()) return "none";
-  std::ostringstream os;
-  os << t.sizes();
-  return os.str();
-}
+namespace {
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ULL;
@@ -42,53 +39,6 @@ Status check_latent(const torch::Tensor& t, const char* what) {
     if (d <= 0) return bad(std::string(what) + " has an empty dimension: " + shape_str(t));
   }
   return {};
-}
-
-Status check_outputs(const std::vector<torch::Tensor>& outs,
-                     const std::vector<FifoWindow>& windows) {
-  if (outs.size() != windows.size()) {
-    return bad("window runner returned " + std::to_string(outs.size()) + " outputs for " +
-               std::to_string(windows.size()) + " windows");
-  }
-  for (size_t w = 0; w < outs.size(); ++w) {
-    if (!outs[w].defined() || outs[w].sizes() != windows[w].x.sizes()) {
-      return bad("window runner returned " + shape_str(outs[w]) + " for window " +
-                 std::to_string(w) + " of " + shape_str(windows[w].x));
-    }
-  }
-  return {};
-}
-
-Status check_solver_state(const models::SolverState& st, int slot, int expected_step,
-                          const std::vector<int64_t>& frame_shape) {
-  const std::string where = "solver state of denoising slot " + std::to_string(slot);
-  if (st.step != expected_step) {
-    return bad(where + " is at step " + std::to_string(st.step) + " but the layout puts it at " +
-               std::to_string(expected_step));
-  }
-  if (st.x0_history.size() > 2 || st.last_order < 0 || st.last_order > 2) {
-    return bad(where + " holds " + std::to_string(st.x0_history.size()) +
-               " x0 predictions and order " + std::to_string(st.last_order) + " (at most 2 each)");
-  }
-  auto frame_like = [&](const torch::Tensor& t) {
-    return t.sizes() == torch::IntArrayRef(frame_shape);
-  };
-  for (const auto& h : st.x0_history) {
-    if (!h.defined() || !frame_like(h)) {
-      return bad(where + " holds an x0 prediction of " + shape_str(h) + ", not one frame");
-    }
-  }
-  if (st.last_sample.defined() && !frame_like(st.last_sample)) {
-    return bad(where + " holds a last sample of " + shape_str(st.last_sample) + ", not one frame");
-  }
-  return {};
-}
-
-models::SolverState clone_state(const models::SolverState& st) {
-  models::SolverState out{.step = st.step, .last_order = st.last_order};
-  for (const auto& h : st.x0_history) out.x0_history.push_back(h.clone());
-  if (st.last_sample.defined()) out.last_sample = st.last_sample.clone();
-  return out;
 }
 
 }  // namespace
@@ -286,9 +236,10 @@ Expected<FifoQueue> FifoQueue::from_state(FifoState state) {
   const auto& q = state.queue;
   const std::vector<int64_t> frame_shape = {q.size(0), q.size(1), 1, q.size(3), q.size(4)};
   for (int p = 0; p < layout->denoising_slots; ++p) {
-    REEL_RETURN_IF_ERROR(check_solver_state(
-        state.solver_states[static_cast<size_t>(p)], p,
-        layout->slot_steps[static_cast<size_t>(layout->context_slots + p)], frame_shape));
+    REEL_RETURN_IF_ERROR(detail::check_solver_state(
+        state.solver_states[static_cast<size_t>(p)],
+        layout->slot_steps[static_cast<size_t>(layout->context_slots + p)], frame_shape,
+        "solver state of denoising slot " + std::to_string(p), "the layout puts it at", "not one frame"));
   }
   if (state.head_frame < -layout->warmup_frames) {
     return bad("FIFO head frame " + std::to_string(state.head_frame) + " is before the warm-up's " +
@@ -385,7 +336,9 @@ Status FifoQueue::step_counted(WindowRunner& runner, const FrameCallback& on_fra
       }
       auto outs = runner.run(windows);
       if (!outs.ok()) return outs.error();
-      REEL_RETURN_IF_ERROR(check_outputs(*outs, windows));
+      std::vector<torch::Tensor> inputs;
+      for (const auto& w : windows) inputs.push_back(w.x);
+      REEL_RETURN_IF_ERROR(detail::check_outputs(*outs, inputs, "window runner", "window "));
       stats.windows += static_cast<int64_t>(windows.size());
 
       std::vector<torch::Tensor> next(static_cast<size_t>(layout_.slots));
