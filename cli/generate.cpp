@@ -134,6 +134,44 @@ Expected<Plan> make_plan(const GenerateArgs& a, const models::T2VModel& m) {
   return p;
 }
 
+// The output of the streaming modes (fifo, clips): frames arrive one at a time at model
+// resolution, are upscaled and appended to a fragmented MP4 opened at the first frame (so
+// `<out>.part` plays while it grows), and up to 16 evenly spaced ones go to the contact sheet.
+class StreamingVideo {
+ public:
+  StreamingVideo(const GenerateArgs& a, const Plan& plan, std::vector<video::Frame>& sheet)
+      : a_(a), every_(std::max<int64_t>(1, plan.frames / 16)), sheet_(sheet) {
+    mp4_.fps = plan.fps;
+    mp4_.crf = a.crf;
+    mp4_.fragmented = true;
+    interp_ = a.upscale_filter == "bicubic" ? video::Interp::bicubic : video::Interp::nearest;
+  }
+
+  // Frame `index` of the video, at model resolution.
+  Status add(int64_t index, const video::Frame& small) {
+    video::Frame big = a_.upscale > 1 ? video::upscale(small, a_.upscale, interp_) : small;
+    if (!writer_) {
+      auto w = video::Mp4Writer::open(a_.out, big.width, big.height, mp4_);
+      if (!w) return w.error();
+      writer_.emplace(std::move(*w));
+    }
+    REEL_RETURN_IF_ERROR(writer_->append(big));
+    if (index % every_ == 0 && sheet_.size() < 16) sheet_.push_back(std::move(big));
+    return {};
+  }
+
+  [[nodiscard]] bool started() const { return writer_.has_value(); }
+  Status finish() { return writer_->finish(); }
+
+ private:
+  const GenerateArgs& a_;
+  video::Mp4Options mp4_;
+  video::Interp interp_;
+  int64_t every_;
+  std::vector<video::Frame>& sheet_;
+  std::optional<video::Mp4Writer> writer_;
+};
+
 // FIFO mode: frames stream to a fragmented MP4 as they leave the queue, so the growing
 // <out>.part plays while it grows; memory stays constant whatever the length.
 Expected<pipeline::FifoStats> generate_fifo(const GenerateArgs& a, const models::T2VModel& model, const Plan& plan,
@@ -166,25 +204,11 @@ Expected<pipeline::FifoStats> generate_fifo(const GenerateArgs& a, const models:
     queue.emplace(std::move(*q));
   }
 
-  video::Mp4Options mp4;
-  mp4.fps = plan.fps;
-  mp4.crf = a.crf;
-  mp4.fragmented = true;
-  std::optional<video::Mp4Writer> writer;
-  const auto interp = a.upscale_filter == "bicubic" ? video::Interp::bicubic : video::Interp::nearest;
-  const int64_t every = std::max<int64_t>(1, plan.frames / 16);  // contact sheet: up to 16 frames
-  // Writes one frame at model resolution (kept in the job for a resume) and upscaled to the MP4.
+  StreamingVideo output(a, plan, sheet);
+  // Keeps each frame in the job (for a resume) before it goes to the MP4.
   auto write = [&](int64_t index, const video::Frame& small) -> Status {
-    video::Frame big = a.upscale > 1 ? video::upscale(small, a.upscale, interp) : small;
-    if (!writer) {
-      auto w = video::Mp4Writer::open(a.out, big.width, big.height, mp4);
-      if (!w) return w.error();
-      writer.emplace(std::move(*w));
-    }
     if (job) REEL_RETURN_IF_ERROR(append_job_frame(a.job_dir, small));
-    REEL_RETURN_IF_ERROR(writer->append(big));
-    if (index % every == 0 && sheet.size() < 16) sheet.push_back(std::move(big));
-    return {};
+    return output.add(index, small);
   };
   if (resuming) {  // the frames written before the checkpoint, re-encoded
     auto done = read_job_frames(a.job_dir, std::max<int64_t>(0, queue->head_frame()), plan.width, plan.height);
@@ -206,8 +230,8 @@ Expected<pipeline::FifoStats> generate_fifo(const GenerateArgs& a, const models:
   });
   progress.finish();
   if (!stats) return stats.error();
-  if (!writer) return make_error(Errc::invalid_argument, "the job had already produced every frame");
-  if (auto st = writer->finish(); !st) return st.error();
+  if (!output.started()) return make_error(Errc::invalid_argument, "the job had already produced every frame");
+  if (auto st = output.finish(); !st) return st.error();
   return stats;
 }
 
@@ -229,13 +253,7 @@ Expected<pipeline::ClipsStats> generate_clips(const GenerateArgs& a, const model
                                             plan.width / model.spatial_compression},
                                            co);
   if (!clips) return make_error(clips.error().code, clips.error().message);
-  video::Mp4Options mp4;
-  mp4.fps = plan.fps;
-  mp4.crf = a.crf;
-  mp4.fragmented = true;
-  std::optional<video::Mp4Writer> writer;
-  const auto interp = a.upscale_filter == "bicubic" ? video::Interp::bicubic : video::Interp::nearest;
-  const int64_t every = std::max<int64_t>(1, plan.frames / 16);
+  StreamingVideo output(a, plan, sheet);
   pipeline::DiTDenoiser denoiser(model.dit, model.prediction);
   Progress progress("generating", "steps", !a.quiet && Progress::stderr_is_terminal());
   auto result = clips->run(
@@ -243,22 +261,15 @@ Expected<pipeline::ClipsStats> generate_clips(const GenerateArgs& a, const model
       [&](int, int64_t first_frame, const torch::Tensor& latent) -> Status {
         auto pixels = model.decoder->decode(latent);  // [1, n, H, W, 3]
         if (!pixels) return pixels.error();
-        auto frames = to_frames((*pixels)[0], a.upscale, interp);
-        for (size_t i = 0; i < frames.size(); ++i) {
-          if (!writer) {
-            auto w = video::Mp4Writer::open(a.out, frames[i].width, frames[i].height, mp4);
-            if (!w) return w.error();
-            writer.emplace(std::move(*w));
-          }
-          REEL_RETURN_IF_ERROR(writer->append(frames[i]));
-          if ((first_frame + static_cast<int64_t>(i)) % every == 0 && sheet.size() < 16) sheet.push_back(frames[i]);
-        }
+        auto frames = to_frames((*pixels)[0]);
+        for (size_t i = 0; i < frames.size(); ++i)
+          REEL_RETURN_IF_ERROR(output.add(first_frame + static_cast<int64_t>(i), frames[i]));
         return {};
       },
       [&](int done, int total) { progress.update(done, total); });
   progress.finish();
   if (!result) return result.error();
-  if (auto st = writer->finish(); !st) return st.error();
+  if (auto st = output.finish(); !st) return st.error();
   return result->stats;
 }
 
