@@ -68,6 +68,17 @@ FrameView frame_view(int64_t token_begin, int64_t run, int64_t frame_tokens) {
   return fv;
 }
 
+// The frame view of a state's tokens: a contiguous run, or the positions in token_index.
+FrameView frame_view(const DiTState& state) {
+  const int64_t frame_tokens = state.grid.h * state.grid.w;
+  if (!state.token_index.defined()) return frame_view(state.token_begin, state.tokens.size(1), frame_tokens);
+  TORCH_CHECK(state.token_index.dim() == 1 && state.token_index.size(0) == state.tokens.size(1),
+              "token_index must be [S_run] = [", state.tokens.size(1), "], got ", state.token_index.sizes());
+  FrameView fv;
+  fv.token_frame = torch::div(state.token_index, frame_tokens, "floor");
+  return fv;
+}
+
 // x * (1 + scale) + shift with per-frame scale/shift [B, Ft, D].
 at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale, const FrameView& fv) {
   if (fv.aligned) {
@@ -96,6 +107,10 @@ at::Tensor gated_add(const at::Tensor& x, const at::Tensor& y, const at::Tensor&
 at::Tensor layer_norm(const at::Tensor& x, double eps) { return torch::layer_norm(x, {x.size(-1)}, {}, {}, eps); }
 
 }  // namespace
+
+void AttentionHook::self_attention_kv_at(int64_t layer, const at::Tensor& token_index, at::Tensor& k, at::Tensor& v) {
+  TORCH_CHECK(false, "this attention hook handles contiguous token runs only (layer ", layer, ")");
+}
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
   weight = register_parameter("weight", torch::ones({dim}));
@@ -192,19 +207,34 @@ DiTState VideoDiTImpl::embed(const at::Tensor& x, const at::Tensor& t, const at:
               "latent size ", x.sizes(), " is not divisible by the patch");
   TORCH_CHECK(text.dim() == 3 && text.size(0) == x.size(0) && text.size(2) == cfg_.text_dim,
               "text must be [B, L, ", cfg_.text_dim, "], got ", text.sizes());
-  TORCH_CHECK(text.size(1) <= cfg_.text_len, "text has ", text.size(1), " rows, more than text_len ", cfg_.text_len);
-  const int64_t batch = x.size(0);
 
   DiTState st;
   st.grid = {x.size(2) / cfg_.patch[0], x.size(3) / cfg_.patch[1], x.size(4) / cfg_.patch[2]};
-  const at::Tensor patch_in = stem ? torch::cat({x, torch::gelu(stem(x), "tanh")}, 1) : x;
-  st.tokens = patch_embedding(patch_in).flatten(2).transpose(1, 2);  // [B, S, D]
+  st.tokens = patchify(x);  // [B, S, D]
+  embed_time(st, t, x.size(0), x.size(2));
+  st.context = embed_text(text);  // [B, Lt, D]
+  auto rope = rope_tables(st.grid, cfg_.rope_axes(), cfg_.rope_theta);
+  st.rope_cos = rope.cos.to(x.device());
+  st.rope_sin = rope.sin.to(x.device());
+  return st;
+}
 
+at::Tensor VideoDiTImpl::patchify(const at::Tensor& x, int64_t rows_above, int64_t rows_below) {
+  TORCH_CHECK(x.dim() == 5 && x.size(1) == cfg_.in_channels, "latents must be [B, ", cfg_.in_channels,
+              ", F, H, W], got ", x.sizes());
+  TORCH_CHECK(rows_above >= 0 && rows_below >= 0 && rows_above + rows_below < x.size(3), "halo rows ", rows_above,
+              " + ", rows_below, " leave nothing of ", x.sizes());
+  at::Tensor patch_in = stem ? torch::cat({x, torch::gelu(stem(x), "tanh")}, 1) : x;
+  if (rows_above > 0 || rows_below > 0) patch_in = patch_in.slice(3, rows_above, x.size(3) - rows_below);
+  return patch_embedding(patch_in).flatten(2).transpose(1, 2);  // [B, S, D]
+}
+
+void VideoDiTImpl::embed_time(DiTState& st, const at::Tensor& t, int64_t batch, int64_t latent_frames) {
   // Timesteps per token-frame: a latent frame group of patch[0] frames shares its first frame's t.
   at::Tensor tf = t.to(torch::kFloat64);
   if (tf.dim() == 1) tf = tf.view({batch, 1}).expand({batch, st.grid.f});
   else if (tf.size(1) != st.grid.f) {
-    TORCH_CHECK(tf.size(1) == x.size(2), "timesteps must be [B] or [B, F], got ", t.sizes());
+    TORCH_CHECK(tf.size(1) == latent_frames, "timesteps must be [B] or [B, F], got ", t.sizes());
     tf = tf.slice(1, 0, tf.size(1), cfg_.patch[0]);
   }
   TORCH_CHECK(tf.size(0) == batch, "timesteps batch ", tf.size(0), " != latent batch ", batch);
@@ -213,16 +243,36 @@ DiTState VideoDiTImpl::embed(const at::Tensor& x, const at::Tensor& t, const at:
   auto sinusoid = timestep_embedding(tf, cfg_.freq_dim);  // [B, Ft, freq_dim]
   st.time_emb = ce.time_embedder->linear_2(torch::silu(ce.time_embedder->linear_1(sinusoid)));  // [B, Ft, D]
   st.time_mod = ce.time_proj(torch::silu(st.time_emb)).unflatten(2, {6, cfg_.dim});          // [B, Ft, 6, D]
+}
 
+at::Tensor VideoDiTImpl::embed_text(const at::Tensor& text) {
+  TORCH_CHECK(text.dim() == 3 && text.size(2) == cfg_.text_dim, "text must be [B, L, ", cfg_.text_dim, "], got ",
+              text.sizes());
+  TORCH_CHECK(text.size(1) <= cfg_.text_len, "text has ", text.size(1), " rows, more than text_len ", cfg_.text_len);
+  auto& ce = *condition_embedder;
   at::Tensor padded = text;
   if (text.size(1) < cfg_.text_len)
-    padded = torch::cat({text, text.new_zeros({batch, cfg_.text_len - text.size(1), text.size(2)})}, 1);
-  st.context = ce.text_embedder->linear_2(torch::gelu(ce.text_embedder->linear_1(padded), "tanh"));  // [B, Lt, D]
+    padded = torch::cat({text, text.new_zeros({text.size(0), cfg_.text_len - text.size(1), text.size(2)})}, 1);
+  return ce.text_embedder->linear_2(torch::gelu(ce.text_embedder->linear_1(padded), "tanh"));  // [B, Lt, D]
+}
 
-  auto rope = rope_tables(st.grid, cfg_.rope_axes(), cfg_.rope_theta);
-  st.rope_cos = rope.cos.to(x.device());
-  st.rope_sin = rope.sin.to(x.device());
-  return st;
+std::pair<at::Tensor, at::Tensor> VideoDiTImpl::cross_kv(WanBlockImpl& block, const at::Tensor& context) {
+  auto& attn = *block.attn2;
+  const int64_t b = context.size(0), l = context.size(1), n = attn.heads, d = cfg_.head_dim();
+  auto k = attn.to_k(context);
+  if (attn.norm_k) k = attn.norm_k(k);
+  auto v = attn.to_v(context);
+  return {k.view({b, l, n, d}).transpose(1, 2), v.view({b, l, n, d}).transpose(1, 2)};  // [B, N, L, d]
+}
+
+void VideoDiTImpl::cache_cross_kv(DiTState& state) {
+  state.cross_k.clear();
+  state.cross_v.clear();
+  for (const auto& module : *blocks) {
+    auto [k, v] = cross_kv(*module->as<WanBlock>(), state.context);
+    state.cross_k.push_back(std::move(k));
+    state.cross_v.push_back(std::move(v));
+  }
 }
 
 at::Tensor VideoDiTImpl::self_attention(WanBlockImpl& block, int64_t layer, const at::Tensor& x,
@@ -235,36 +285,40 @@ at::Tensor VideoDiTImpl::self_attention(WanBlockImpl& block, int64_t layer, cons
     q = attn.norm_q(q);
     k = attn.norm_k(k);
   }
-  auto cos = state.rope_cos.slice(0, state.token_begin, state.token_begin + s);
-  auto sin = state.rope_sin.slice(0, state.token_begin, state.token_begin + s);
+  const bool indexed = state.token_index.defined();
+  auto cos = indexed ? state.rope_cos.index_select(0, state.token_index)
+                     : state.rope_cos.slice(0, state.token_begin, state.token_begin + s);
+  auto sin = indexed ? state.rope_sin.index_select(0, state.token_index)
+                     : state.rope_sin.slice(0, state.token_begin, state.token_begin + s);
   q = rope_apply(q.view({b, s, n, d}), cos, sin);  // [B, S, N, d]
   k = rope_apply(k.view({b, s, n, d}), cos, sin);
   auto v = attn.to_v(x).view({b, s, n, d});
-  if (hook != nullptr) hook->self_attention_kv(layer, state.token_begin, k, v);
+  if (hook != nullptr) {
+    if (indexed) hook->self_attention_kv_at(layer, state.token_index, k, v);
+    else hook->self_attention_kv(layer, state.token_begin, k, v);
+  }
   auto out = dense_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));  // [B, N, S, d]
   return attn.to_out[0]->as<torch::nn::Linear>()->forward(out.transpose(1, 2).reshape({b, s, n * d}));
 }
 
-at::Tensor VideoDiTImpl::cross_attention(WanBlockImpl& block, const at::Tensor& x, const at::Tensor& context) {
+at::Tensor VideoDiTImpl::cross_attention(WanBlockImpl& block, int64_t layer, const at::Tensor& x,
+                                         const DiTState& state) {
   auto& attn = *block.attn2;
-  const int64_t b = x.size(0), s = x.size(1), l = context.size(1), n = attn.heads, d = cfg_.head_dim();
+  const int64_t b = x.size(0), s = x.size(1), n = attn.heads, d = cfg_.head_dim();
   auto q = attn.to_q(x);
-  auto k = attn.to_k(context);
-  if (attn.norm_q) {
-    q = attn.norm_q(q);
-    k = attn.norm_k(k);
-  }
-  auto v = attn.to_v(context);
-  auto out = dense_attention(q.view({b, s, n, d}).transpose(1, 2), k.view({b, l, n, d}).transpose(1, 2),
-                             v.view({b, l, n, d}).transpose(1, 2));
+  if (attn.norm_q) q = attn.norm_q(q);
+  const auto layer_index = static_cast<size_t>(layer);
+  auto [k, v] = layer_index < state.cross_k.size() && layer_index < state.cross_v.size()
+                    ? std::make_pair(state.cross_k[layer_index], state.cross_v[layer_index])
+                    : cross_kv(block, state.context);  // [B, N, L, d]
+  auto out = dense_attention(q.view({b, s, n, d}).transpose(1, 2), k, v);
   return attn.to_out[0]->as<torch::nn::Linear>()->forward(out.transpose(1, 2).reshape({b, s, n * d}));
 }
 
 void VideoDiTImpl::run_blocks(int64_t first, int64_t last, DiTState& state, AttentionHook* hook) {
   TORCH_CHECK(0 <= first && first <= last && last <= cfg_.num_layers, "block range [", first, ", ", last,
               ") outside [0, ", cfg_.num_layers, ")");
-  const int64_t frame_tokens = state.grid.h * state.grid.w;
-  const FrameView fv = frame_view(state.token_begin, state.tokens.size(1), frame_tokens);
+  const FrameView fv = frame_view(state);
   at::Tensor x = state.tokens;
   for (int64_t i = first; i < last; ++i) {
     auto& block = *blocks[i]->as<WanBlock>();
@@ -272,7 +326,7 @@ void VideoDiTImpl::run_blocks(int64_t first, int64_t last, DiTState& state, Atte
     auto y = self_attention(block, i, modulate(layer_norm(x, cfg_.eps), e[0], e[1], fv), state, hook);
     x = gated_add(x, y, e[2], fv);
     auto xn = block.norm2 ? block.norm2(x) : x;
-    x = x + cross_attention(block, xn, state.context);
+    x = x + cross_attention(block, i, xn, state);
     y = block.ffn(modulate(layer_norm(x, cfg_.eps), e[3], e[4], fv));
     x = gated_add(x, y, e[5], fv);
   }
@@ -280,7 +334,7 @@ void VideoDiTImpl::run_blocks(int64_t first, int64_t last, DiTState& state, Atte
 }
 
 at::Tensor VideoDiTImpl::head_tokens(const DiTState& state) {
-  const FrameView fv = frame_view(state.token_begin, state.tokens.size(1), state.grid.h * state.grid.w);
+  const FrameView fv = frame_view(state);
   auto e = (scale_shift_table.unsqueeze(0) + state.time_emb.unsqueeze(2)).unbind(2);  // 2 x [B, Ft, D]
   return proj_out(modulate(layer_norm(state.tokens, cfg_.eps), e[0], e[1], fv));
 }
@@ -288,13 +342,18 @@ at::Tensor VideoDiTImpl::head_tokens(const DiTState& state) {
 at::Tensor VideoDiTImpl::head(const DiTState& state) {
   TORCH_CHECK(state.token_begin == 0 && state.tokens.size(1) == state.grid.tokens(),
               "head() needs the full token sequence; use head_tokens() for a patch");
-  auto out = head_tokens(state);  // [B, S, pt*ph*pw*C]
-  const auto& g = state.grid;
+  return refine(unpatchify(head_tokens(state), state.grid));
+}
+
+at::Tensor VideoDiTImpl::unpatchify(const at::Tensor& out_tokens, const TokenGrid& box) {
   const auto& p = cfg_.patch;
-  const int64_t b = out.size(0), c = cfg_.out_channels;
-  return refine(out.view({b, g.f, g.h, g.w, p[0], p[1], p[2], c})
-                    .permute({0, 7, 1, 4, 2, 5, 3, 6})
-                    .reshape({b, c, g.f * p[0], g.h * p[1], g.w * p[2]}));
+  const int64_t b = out_tokens.size(0), c = cfg_.out_channels;
+  TORCH_CHECK(out_tokens.dim() == 3 && out_tokens.size(1) == box.tokens() &&
+                  out_tokens.size(2) == cfg_.patch_volume() * c,
+              "head output ", out_tokens.sizes(), " does not fit a box of ", box.f, "x", box.h, "x", box.w, " tokens");
+  return out_tokens.view({b, box.f, box.h, box.w, p[0], p[1], p[2], c})
+      .permute({0, 7, 1, 4, 2, 5, 3, 6})
+      .reshape({b, c, box.f * p[0], box.h * p[1], box.w * p[2]});
 }
 
 at::Tensor VideoDiTImpl::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& text) {

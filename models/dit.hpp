@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/expected.hpp"
 #include "models/dit_config.hpp"
@@ -33,18 +35,31 @@ class AttentionHook {
  public:
   virtual ~AttentionHook() = default;
   virtual void self_attention_kv(int64_t layer, int64_t token_begin, at::Tensor& k, at::Tensor& v) = 0;
+  // The same for tokens that are not one contiguous run (DiTState::token_index): k and v hold
+  // the tokens at positions token_index [S_run] of the full sequence, in that order. The
+  // default refuses (throws c10::Error): a hook that handles only contiguous runs need not
+  // implement it.
+  virtual void self_attention_kv_at(int64_t layer, const at::Tensor& token_index, at::Tensor& k, at::Tensor& v);
 };
 
 // What `embed` produces and the blocks consume.
 struct DiTState {
   at::Tensor tokens;     // [B, S_run, D] residual stream; S_run = all tokens or a patch of them
   int64_t token_begin = 0;  // offset of tokens[:, 0] in the full sequence
+  // Positions of the tokens in the full sequence, [S_run] int64, increasing, for a patch that is
+  // not one contiguous run (e.g. the same rows of every frame); token_begin is then unused.
+  // Undefined (the default) means the contiguous run starting at token_begin.
+  at::Tensor token_index;
   at::Tensor time_emb;   // [B, Ft, D] per token-frame time embedding (head modulation)
   at::Tensor time_mod;   // [B, Ft, 6, D] per token-frame block modulation
   at::Tensor context;    // [B, text_len, D] embedded text
   TokenGrid grid;        // full token grid (frames, rows, columns after patching)
   at::Tensor rope_cos;   // [S, d/2] for the full grid
   at::Tensor rope_sin;   // [S, d/2]
+  // Optional, per block: cross-attention keys and values of `context`, each [B, N, text_len, d],
+  // which depend on the text only and so can be computed once per request (cache_cross_kv).
+  // Empty (the default): run_blocks computes them from context in every call.
+  std::vector<at::Tensor> cross_k, cross_v;
 };
 
 // RMSNorm with a learned scale, named as diffusers names it ("weight").
@@ -119,6 +134,24 @@ class VideoDiTImpl : public torch::nn::Module {
   // (zero-padded to text_len, as Wan does: padded rows are attended).
   DiTState embed(const at::Tensor& x, const at::Tensor& t, const at::Tensor& text);
 
+  // The parts of `embed`, for plans that embed a patch of the latent at a time (PipeFusion).
+  // Patch tokens (stem and patch embedding) of a box of whole patches of the latent,
+  // x [B, C_in, F', H', W'] -> [B, F'/pt * H'/ph * W'/pw, D] ordered (frame, row, column). The
+  // stem is a per-frame 3x3 convolution, so a run of whole frames embeds exactly; a box of rows
+  // embeds exactly when x carries `rows_above` and `rows_below` extra latent rows (1 each where
+  // the box does not touch the frame's edge and the model has a stem), which only the stem sees.
+  at::Tensor patchify(const at::Tensor& x, int64_t rows_above = 0, int64_t rows_below = 0);
+  // Fills state.time_emb and state.time_mod from timesteps t ([B], or [B, F] per latent frame of
+  // a latent with `latent_frames` frames); state.grid must be set.
+  void embed_time(DiTState& state, const at::Tensor& t, int64_t batch, int64_t latent_frames);
+  // The embedded text [B, text_len, D] of text [B, L, text_dim], zero-padded to text_len.
+  at::Tensor embed_text(const at::Tensor& text);
+  // Fills state.cross_k and state.cross_v from state.context for every block.
+  void cache_cross_kv(DiTState& state);
+  // Inverse of the patchify layout for head_tokens output of a box of `box` token frames, rows
+  // and columns: [B, S_box, patch_volume * C_out] -> [B, C_out, F', H', W'] (no refinement).
+  at::Tensor unpatchify(const at::Tensor& out_tokens, const TokenGrid& box);
+
   // Runs blocks [first, last) on state.tokens in place. `hook` may be null.
   void run_blocks(int64_t first, int64_t last, DiTState& state, AttentionHook* hook = nullptr);
 
@@ -150,7 +183,8 @@ class VideoDiTImpl : public torch::nn::Module {
  private:
   at::Tensor self_attention(WanBlockImpl& block, int64_t layer, const at::Tensor& x, const DiTState& state,
                             AttentionHook* hook);
-  at::Tensor cross_attention(WanBlockImpl& block, const at::Tensor& x, const at::Tensor& context);
+  at::Tensor cross_attention(WanBlockImpl& block, int64_t layer, const at::Tensor& x, const DiTState& state);
+  std::pair<at::Tensor, at::Tensor> cross_kv(WanBlockImpl& block, const at::Tensor& context);
 
   DiTConfig cfg_;
 };

@@ -40,7 +40,7 @@ torch::Tensor make_noise(const std::vector<int64_t>& shape, uint64_t seed) {
 
 Expected<SampleResult> sample(Denoiser& denoiser, const Conditioning& cond,
                               std::vector<int64_t> latent_shape, const SampleOptions& options,
-                              StepCallback on_step) {
+                              StepCallback on_step, LatentCallback on_latent) {
   REEL_RETURN_IF_ERROR(check_shape(latent_shape));
   REEL_RETURN_IF_ERROR(check_options(options));
   const auto start = std::chrono::steady_clock::now();
@@ -50,7 +50,7 @@ Expected<SampleResult> sample(Denoiser& denoiser, const Conditioning& cond,
   } catch (const std::exception& e) {
     return make_error(Errc::internal, std::string("cannot make initial noise: ") + e.what());
   }
-  auto result = sample_from(denoiser, cond, std::move(noise), 0, options, std::move(on_step));
+  auto result = sample_from(denoiser, cond, std::move(noise), 0, options, std::move(on_step), std::move(on_latent));
   if (result.ok()) {
     result->stats.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -60,7 +60,7 @@ Expected<SampleResult> sample(Denoiser& denoiser, const Conditioning& cond,
 
 Expected<SampleResult> sample_from(Denoiser& denoiser, const Conditioning& cond, torch::Tensor x,
                                    int start_step, const SampleOptions& options,
-                                   StepCallback on_step) {
+                                   StepCallback on_step, LatentCallback on_latent) {
   REEL_RETURN_IF_ERROR(check_options(options));
   if (!x.defined()) return make_error(Errc::invalid_argument, "no latent to sample from");
   REEL_RETURN_IF_ERROR(check_shape(x.sizes().vec()));
@@ -87,6 +87,7 @@ Expected<SampleResult> sample_from(Denoiser& denoiser, const Conditioning& cond,
       ++result.stats.model_calls;
       result.stats.model_rows += guided ? 2 * batch : batch;
       x = solver.step_output(state, *out, denoiser.prediction(), x);
+      if (on_latent) on_latent(state.step, x);
       if (on_step) on_step(state.step, options.steps);
     }
   } catch (const std::exception& e) {

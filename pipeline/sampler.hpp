@@ -36,6 +36,10 @@ struct SampleResult {
 // Called after each step with the number of steps done so far (1..total) and the total.
 using StepCallback = std::function<void(int step, int total)>;
 
+// Called after each step with the schedule step reached and the latent there ([B, C, F, H, W],
+// read-only: clone to keep it). The cache captures its entries this way.
+using LatentCallback = std::function<void(int step, const torch::Tensor& x)>;
+
 // The initial noise for a latent shape: N(0, 1) float32 from a CPU generator seeded with `seed`,
 // so the same seed gives the same noise on every machine.
 [[nodiscard]] torch::Tensor make_noise(const std::vector<int64_t>& shape, uint64_t seed);
@@ -46,7 +50,8 @@ using StepCallback = std::function<void(int step, int total)>;
 [[nodiscard]] Expected<SampleResult> sample(Denoiser& denoiser, const Conditioning& cond,
                                             std::vector<int64_t> latent_shape,
                                             const SampleOptions& options,
-                                            StepCallback on_step = {});
+                                            StepCallback on_step = {},
+                                            LatentCallback on_latent = {});
 
 // Continues sampling a latent x [B, C, F, H, W] that is at schedule step start_step (0 = pure
 // noise) down to sigma 0, with a fresh solver state (a cache hit resumes this way). on_step
@@ -54,6 +59,7 @@ using StepCallback = std::function<void(int step, int total)>;
 [[nodiscard]] Expected<SampleResult> sample_from(Denoiser& denoiser, const Conditioning& cond,
                                                  torch::Tensor x, int start_step,
                                                  const SampleOptions& options,
-                                                 StepCallback on_step = {});
+                                                 StepCallback on_step = {},
+                                                 LatentCallback on_latent = {});
 
 }  // namespace reel::pipeline

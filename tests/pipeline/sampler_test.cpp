@@ -198,6 +198,25 @@ TEST(Sampler, ResumesFromAnIntermediateStep) {
   EXPECT_LE(rel_l2(result->latent, target), 1e-5);
 }
 
+TEST(Sampler, HandsEveryIntermediateLatentToTheCallbackAndResumesFromIt) {
+  FakeDenoiser model(Prediction::velocity, make_pattern());
+  Conditioning cond = make_conditioning(1.0F, 0.0F);
+  std::vector<int> steps;
+  torch::Tensor at_four;
+  auto full = sample(model, cond, kShape, {.steps = 10, .seed = 3}, {}, [&](int step, const torch::Tensor& x) {
+    steps.push_back(step);
+    if (step == 4) at_four = x.clone();
+  });
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(steps, (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  ASSERT_TRUE(at_four.defined());
+  // A cache hit resumes from the captured latent: same target, 6 calls instead of 10.
+  auto resumed = sample_from(model, cond, at_four, 4, {.steps = 10, .seed = 3});
+  ASSERT_TRUE(resumed.ok());
+  EXPECT_EQ(resumed->stats.model_calls, 6);
+  EXPECT_LE(rel_l2(resumed->latent, full->latent), 1e-4);
+}
+
 TEST(Sampler, ReportsBadInputsAsInvalidArgument) {
   FakeDenoiser model(Prediction::velocity, make_pattern());
   Conditioning cond = make_conditioning(1.0F, 0.0F);
