@@ -18,6 +18,8 @@
 #include "video/mp4_reader.hpp"
 
 #include "bench/model_bench.hpp"
+#include "cli/cache_bench.hpp"
+#include "cli/pipefusion_bench.hpp"
 #include "cli/commands.hpp"
 
 namespace reel::cli {
@@ -236,7 +238,19 @@ Command add_bench(CLI::App& app, const Config& cfg) {
   lng->add_option("--quality-prompts", l->quality_prompts, "prompts for the adherence part")->capture_default_str();
   lng->add_option("--json", l->json, "where to write the JSON ('' = nowhere)")->capture_default_str();
   lng->add_option("--threads,-t", l->threads, "compute threads per run (0 = all cores)")->capture_default_str();
-  return [a, l, model, lng, &cfg] { return model->parsed() ? run_bench_model(*a) : run_bench_long(*l, cfg); };
+  auto cb = std::make_shared<CacheBenchArgs>();
+  cb->model = cfg.model;
+  cb->threads = cfg.threads;
+  auto* cache = add_bench_cache(sub, *cb);
+  auto pf = std::make_shared<PipeFusionBenchArgs>();
+  pf->model = cfg.model;
+  pf->threads = cfg.threads;
+  auto* pipefusion = add_bench_pipefusion(sub, *pf);
+  return [a, l, cb, pf, model, lng, cache, pipefusion, &cfg] {
+    if (cache->parsed()) return run_bench_cache(*cb, cfg);
+    if (pipefusion->parsed()) return run_bench_pipefusion(*pf, cfg);
+    return model->parsed() ? run_bench_model(*a) : run_bench_long(*l, cfg);
+  };
 }
 
 }  // namespace reel::cli

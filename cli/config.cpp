@@ -57,6 +57,14 @@ Expected<Config> load_config(const std::string& path) {
     read(g, "upscale", cfg.upscale);
     read(g, "upscale_filter", cfg.upscale_filter);
     read(g, "out", cfg.out);
+    auto c = root["cache"];
+    read(c, "path", cfg.cache_path);
+    read(c, "budget_mb", cfg.cache_budget_mb);
+    read(c, "policy", cfg.cache_policy);
+    read(c, "table", cfg.cache_table);
+    read(c, "decoupled", cfg.cache_decoupled);
+    read(c, "compress", cfg.cache_compress);
+    read(c, "tenant", cfg.cache_tenant);
   } catch (const YAML::BadFile&) {
     return make_error(Errc::not_found, "config " + path + ": cannot read the file");
   } catch (const YAML::Exception& e) {
@@ -66,6 +74,8 @@ Expected<Config> load_config(const std::string& path) {
   fs::path base = fs::absolute(path).parent_path();
   if (base.filename() == "configs") base = base.parent_path();
   if (!cfg.zoo.empty() && fs::path(cfg.zoo).is_relative()) cfg.zoo = (base / cfg.zoo).lexically_normal().string();
+  if (!cfg.cache_path.empty() && fs::path(cfg.cache_path).is_relative())
+    cfg.cache_path = (base / cfg.cache_path).lexically_normal().string();
   return cfg;
 }
 

@@ -23,6 +23,14 @@ struct Config {
   int upscale = 4;
   std::string upscale_filter = "nearest";
   std::string out = "out/video.mp4";
+  // cache: the approximate cache (see configs/default.yaml)
+  std::string cache_path;  // "" = no cache unless --cache is given
+  double cache_budget_mb = 1024;
+  std::string cache_policy = "cost_aware";
+  std::string cache_table;
+  bool cache_decoupled = true;
+  bool cache_compress = true;
+  std::string cache_tenant;
 };
 
 // Where the configuration comes from: --config in argv before the subcommand, else $REEL_CONFIG, else the

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 
+#include "cli/cache_run.hpp"
 #include "cli/commands.hpp"
 #include "cli/fifo_job.hpp"
 #include "cli/frames.hpp"
@@ -51,6 +52,9 @@ struct GenerateArgs {
   int checkpoint_every = 0;       // FIFO: frames between checkpoints, 0 = none
   std::string resume;             // a job directory to continue
   bool model_given = false;       // --model was on the command line
+  CacheArgs cache;                // standard: the approximate cache (cache.path "" = none)
+  bool no_cache = false;          // ignore the cache even when one is configured
+  bool cache_given = false;       // --cache was on the command line
 };
 
 Error usage(const std::string& message) { return make_error(Errc::invalid_argument, message); }
@@ -320,6 +324,7 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
     a = std::move(*b);
   }
   if (!a.job_dir.empty() && a.mode != "fifo") return report(usage("--job-dir needs --mode fifo"));
+  if (a.cache_given && a.mode != "standard") return report(usage("--cache works with --mode standard only"));
   if (a.checkpoint_every < 0) return report(usage("--checkpoint-every must be >= 0"));
   if (a.checkpoint_every > 0 && a.job_dir.empty()) return report(usage("--checkpoint-every needs --job-dir"));
   std::string prompt = a.prompt;
@@ -406,10 +411,25 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
   std::vector<int64_t> shape{1, c.in_channels, plan->frames, plan->height / model->spatial_compression,
                              plan->width / model->spatial_compression};
   pipeline::DiTDenoiser denoiser(model->dit, model->prediction);
+  std::unique_ptr<cachestore::ApproxCache> cache;
+  cachestore::CompatKey key;
+  if (!a.cache.path.empty() && !a.no_cache) {
+    auto opened = open_cache(a.cache);
+    if (!opened) return report(opened.error());
+    cache = std::move(*opened);
+    auto weights = model_checksum(model->source);
+    if (!weights) return report(weights.error());
+    key = compat_key(*model, *weights, opts, shape, a.cache.tenant);
+  }
   Progress progress("generating", "steps", !a.quiet && Progress::stderr_is_terminal());
-  auto result = pipeline::sample(denoiser, cond, shape, opts, [&](int done, int total) { progress.update(done, total); });
+  auto cached = sample_cached(denoiser, *model, cond, shape, opts, cache.get(), key, prompt, true,
+                              [&](int done, int total) { progress.update(done, total); });
   progress.finish();
-  if (!result) return report(result.error());
+  if (!cached) return report(cached.error());
+  if (cached->insert_error) {
+    std::fprintf(stderr, "reel: warning: cache insert failed: %s\n", cached->insert_error->message.c_str());
+  }
+  auto* result = &cached->result;
 
   auto pixels = model->decoder->decode(result->latent);  // [1, F, H, W, 3]
   if (!pixels) return report(pixels.error());
@@ -432,7 +452,20 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
   std::printf("reel: wrote %s (%d frames, %dx%d, %d fps) with %s in %s; %lld model calls, %.3f s/step\n",
               a.out.c_str(), plan->frames, frames[0].width, frames[0].height, plan->fps, model->name.c_str(),
               format_seconds(wall).c_str(), static_cast<long long>(result->stats.model_calls),
-              result->stats.seconds / plan->steps);
+              result->stats.seconds / std::max<int64_t>(1, result->stats.model_calls));
+  if (cache) {
+    if (cached->hit) {
+      std::string from;
+      for (const auto& s : cached->sources) from += (from.empty() ? "'" : ", '") + s + "'";
+      std::printf("reel: cache hit (%s, similarity %.3f): started at step %d of %d from %s\n",
+                  cachestore::hit_kind_name(*cached->hit), cached->similarity, cached->start_step, plan->steps,
+                  from.c_str());
+    } else {
+      std::printf("reel: cache miss; stored latents at steps");
+      for (int s : cache->capture_steps(plan->steps)) std::printf(" %d", s);
+      std::printf(" in %s\n", a.cache.path.c_str());
+    }
+  }
   return kExitOk;
 }
 
@@ -454,6 +487,7 @@ Command add_generate(CLI::App& app, const Config& cfg) {
   a->upscale_filter = cfg.upscale_filter;
   a->crf = cfg.crf;
   a->threads = cfg.threads;
+  a->cache = cache_args(cfg);
 
   auto* sub = app.add_subcommand("generate", "generate a video from a text prompt");
   sub->add_option("prompt", a->prompt, "what the video shows (optional with --resume)");
@@ -492,8 +526,14 @@ Command add_generate(CLI::App& app, const Config& cfg) {
   sub->add_option("--checkpoint-every", a->checkpoint_every, "FIFO: checkpoint every K frames into --job-dir")
       ->capture_default_str();
   sub->add_option("--resume", a->resume, "continue the job in this directory (its settings are used)");
-  return [a, model_opt, &cfg] {
+  auto* cache_opt = sub->add_option("--cache", a->cache.path,
+                                    "standard: approximate cache directory (RocksDB); default: cache.path of the config")
+                         ->envname("REEL_CACHE");
+  sub->add_flag("--no-cache", a->no_cache, "standard: do not use the cache, even when one is configured");
+  add_cache_options(sub, a->cache);
+  return [a, model_opt, cache_opt, &cfg] {
     a->model_given = model_opt->count() > 0;
+    a->cache_given = cache_opt->count() > 0;
     return run_generate(*a, cfg);
   };
 }

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   add(add_world);
   add(add_train);
   add(add_eval);
+  add(add_warm);
 
   try {
     app.parse(argc, argv);

@@ -1,8 +1,12 @@
 // reel world: the procedural shapes world's vocabulary and prompts.
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
 
 #include "cli/commands.hpp"
 #include "models/shapes/grammar.hpp"
+#include "models/shapes/trace.hpp"
 #include "models/shapes/world.hpp"
 
 namespace reel::cli {
@@ -14,6 +18,9 @@ struct WorldArgs {
   int n = 10;
   uint64_t seed = 0;
   int max_objects = 1;
+  double zipf_object = 1.0;
+  double zipf_background = 1.0;
+  std::string out;  // empty: standard output
 };
 
 int run_vocab(const WorldArgs& a) {
@@ -38,6 +45,37 @@ int run_sample(const WorldArgs& a) {
   return kExitOk;
 }
 
+// One prompt a line, to --out (written to a temporary and renamed) or standard output.
+int run_trace(const WorldArgs& a) {
+  auto trace = models::shapes::zipf_trace({.requests = a.n,
+                                           .seed = a.seed,
+                                           .zipf_object = a.zipf_object,
+                                           .zipf_background = a.zipf_background,
+                                           .max_objects = a.max_objects});
+  if (!trace.ok()) return report(trace.error());
+  std::string text;
+  for (const auto& scene : *trace) text += models::shapes::prompt(scene) + "\n";
+  if (a.out.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return kExitOk;
+  }
+  const std::string tmp = a.out + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f << text;
+    if (!f.flush()) {
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      return report(make_error(Errc::io_error, "cannot write " + a.out));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, a.out, ec);
+  if (ec) return report(make_error(Errc::io_error, "cannot write " + a.out + ": " + ec.message()));
+  std::fprintf(stderr, "reel: wrote %d requests to %s\n", a.n, a.out.c_str());
+  return kExitOk;
+}
+
 }  // namespace
 
 Command add_world(CLI::App& app, const Config&) {
@@ -51,7 +89,20 @@ Command add_world(CLI::App& app, const Config&) {
   sample->add_option("--seed", a->seed, "seed of the first prompt (prompt i uses seed + i)")->capture_default_str();
   sample->add_option("--objects", a->max_objects, "at most this many objects per prompt (1 or 2)")
       ->capture_default_str();
-  return [a, vocab] { return vocab->parsed() ? run_vocab(*a) : run_sample(*a); };
+  auto* trace = sub->add_subcommand("trace", "write a request trace whose objects and backgrounds follow Zipf popularity");
+  trace->add_option("--n", a->n, "how many requests")->capture_default_str();
+  trace->add_option("--seed", a->seed, "seed of the popularity order and the draws")->capture_default_str();
+  trace->add_option("--zipf-object", a->zipf_object, "Zipf exponent of object popularity (0: uniform)")
+      ->capture_default_str();
+  trace->add_option("--zipf-background", a->zipf_background, "Zipf exponent of background popularity (0: uniform)")
+      ->capture_default_str();
+  trace->add_option("--objects", a->max_objects, "at most this many objects per request (1 or 2)")->capture_default_str();
+  trace->add_option("--out", a->out, "file to write (default: standard output)");
+  return [a, vocab, trace] {
+    if (vocab->parsed()) return run_vocab(*a);
+    if (trace->parsed()) return run_trace(*a);
+    return run_sample(*a);
+  };
 }
 
 }  // namespace reel::cli

@@ -126,8 +126,9 @@ ObjectScore score_object(const ObjectSpec& asked, const std::vector<std::optiona
 
 }  // namespace
 
-Expected<VideoScore> score_clip(const SceneSpec& asked, std::span<const std::uint8_t> clip,
-                                int frames, int height, int width) {
+namespace {
+
+Status check_clip(std::span<const std::uint8_t> clip, int frames, int height, int width) {
   if (frames <= 0 || height <= 0 || width <= 0) {
     return make_error(Errc::invalid_argument,
                       "score_clip: frames, height and width must be positive, got " +
@@ -141,6 +142,37 @@ Expected<VideoScore> score_clip(const SceneSpec& asked, std::span<const std::uin
                           std::to_string(frames) + "x" + std::to_string(height) + "x" +
                           std::to_string(width) + "x3 clip, expected " + std::to_string(expected));
   }
+  return {};
+}
+
+}  // namespace
+
+Expected<std::vector<std::uint8_t>> object_mask(const SceneSpec& asked, std::span<const std::uint8_t> clip,
+                                                int frames, int height, int width) {
+  REEL_RETURN_IF_ERROR(check_clip(clip, frames, height, width));
+  detail::Segmentation segmentation = detail::segment_clip(asked, clip, frames, height, width);
+  const size_t plane = size_t(height) * size_t(width);
+  std::vector<std::uint8_t> mask(size_t(frames) * plane, 0);
+  for (const auto& object : segmentation.objects) {
+    for (int f = 0; f < frames && f < int(object.size()); ++f) {
+      if (!object[size_t(f)]) continue;
+      std::uint8_t* m = mask.data() + size_t(f) * plane;
+      for (int p : object[size_t(f)]->pixels) {
+        const int y = p / width, x = p % width;
+        for (int dy = -1; dy <= 1; ++dy)
+          for (int dx = -1; dx <= 1; ++dx) {
+            const int yy = y + dy, xx = x + dx;
+            if (yy >= 0 && yy < height && xx >= 0 && xx < width) m[size_t(yy) * size_t(width) + size_t(xx)] = 1;
+          }
+      }
+    }
+  }
+  return mask;
+}
+
+Expected<VideoScore> score_clip(const SceneSpec& asked, std::span<const std::uint8_t> clip,
+                                int frames, int height, int width) {
+  REEL_RETURN_IF_ERROR(check_clip(clip, frames, height, width));
   detail::Segmentation segmentation = detail::segment_clip(asked, clip, frames, height, width);
   VideoScore score;
   score.seen_background = segmentation.background;

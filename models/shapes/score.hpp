@@ -73,6 +73,14 @@ struct VideoScore {
 
 // Counts over many scored clips, for adherence percentages: background and whole-scene
 // correctness are per video, the rest per asked object.
+// Where the asked objects are, frame by frame: [frames * height * width] row-major, 1 on the
+// pixels of any asked object's segment and its 8-neighbourhood (so blur at the edge counts),
+// 0 elsewhere. The approximate cache stores object and background latents apart with it.
+// Errors: as score_clip.
+[[nodiscard]] Expected<std::vector<std::uint8_t>> object_mask(const SceneSpec& asked,
+                                                              std::span<const std::uint8_t> clip,
+                                                              int frames, int height, int width);
+
 struct AdherenceTotals {
   int videos = 0;
   int background = 0;  // videos whose background is right

@@ -135,12 +135,30 @@ TEST_F(ReelCli, ASizeThatDoesNotFitThePatchIsAUsageError) {
 
 TEST_F(ReelCli, EverySubcommandHasHelp) {
   for (const char* cmd : {"--help", "generate --help", "models --help", "bench --help", "bench model --help",
-                          "train --help", "eval --help", "eval adherence --help"}) {
+                          "train --help", "eval --help", "eval adherence --help", "warm --help", "bench cache --help",
+                          "bench pipefusion --help", "world trace --help"}) {
     auto run = reel(cmd);
     EXPECT_EQ(run.code, 0) << cmd;
     EXPECT_NE(run.output.find("Usage"), std::string::npos) << cmd << "\n" << run.output;
   }
   EXPECT_NE(reel("generate --help").output.find("REEL_STEPS"), std::string::npos);
+}
+
+TEST_F(ReelCli, WorldTraceWritesZipfRequestsOneALine) {
+  auto out = reel("world trace --n 50 --seed 2 --zipf-object 1.2 --zipf-background 0.5 --out " + path("t.txt"));
+  ASSERT_EQ(out.code, 0) << out.output;
+  std::ifstream f(path("t.txt"));
+  std::string line;
+  int n = 0;
+  while (std::getline(f, line)) {
+    EXPECT_NE(line.find(" background"), std::string::npos) << line;
+    ++n;
+  }
+  EXPECT_EQ(n, 50);
+  EXPECT_EQ(reel("world trace --n 50 --seed 2 --zipf-object 1.2 --zipf-background 0.5").output.size(),
+            std::filesystem::file_size(path("t.txt")));
+  fs::remove(path("t.txt"));
+  expect_usage_error("world trace --zipf-object -1 --out " + path("t.txt"), "Zipf");
 }
 
 TEST_F(ReelCli, ModelsListsTheBuiltInModel) {
@@ -276,6 +294,92 @@ TEST_F(ReelCli, ResumeNeedsAJobAndJobsNeedFifo) {
                      "--job-dir needs --mode fifo");
   expect_usage_error(std::string("generate ") + kPrompt + " --mode fifo --checkpoint-every 4 --out " + path("v.mp4"),
                      "--checkpoint-every needs --job-dir");
+}
+
+TEST_F(ReelCli, ASecondRequestThroughTheCacheStartsFromTheFirst) {
+  const std::string common = " --steps 5 --cache " + path("cache") + " -q -o ";
+  auto first = reel(std::string("generate ") + kPrompt + common + path("a.mp4"));
+  ASSERT_EQ(first.code, 0) << first.output;
+  EXPECT_NE(first.output.find("cache miss"), std::string::npos) << first.output;
+  auto second = reel(std::string("generate ") + kPrompt + common + path("b.mp4"));
+  ASSERT_EQ(second.code, 0) << second.output;
+  EXPECT_NE(second.output.find("cache hit (whole, similarity 1.000)"), std::string::npos) << second.output;
+  EXPECT_NE(second.output.find("2 model calls"), std::string::npos) << second.output;  // from step 3 of 5
+  // Another tenant shares nothing; --no-cache ignores the cache.
+  auto other = reel(std::string("generate ") + kPrompt + common + path("c.mp4") + " --tenant acme");
+  EXPECT_NE(other.output.find("cache miss"), std::string::npos) << other.output;
+  auto off = reel(std::string("generate ") + kPrompt + common + path("d.mp4") + " --no-cache");
+  EXPECT_EQ(off.output.find("cache"), std::string::npos) << off.output;
+  EXPECT_NE(off.output.find("5 model calls"), std::string::npos) << off.output;
+}
+
+TEST_F(ReelCli, CacheOptionsAreCheckedBeforeAnythingRuns) {
+  expect_usage_error(std::string("generate ") + kPrompt + " --cache " + path("c") + " --cache-policy mru -o " +
+                         path("a.mp4"),
+                     "mru");
+  expect_usage_error(std::string("generate ") + kPrompt + " --cache " + path("c") + " --cache-table 0.9:2 -o " +
+                         path("a.mp4"),
+                     "cache-table");
+  expect_usage_error(std::string("generate ") + kPrompt + " --mode fifo --frames 64 --cache " + path("c") + " -o " +
+                         path("a.mp4"),
+                     "--cache");
+}
+
+TEST_F(ReelCli, WarmFillsTheCacheOnceAndSkipsWhatIsCachedOnTheNextRun) {
+  {
+    std::ofstream log(path("log.txt"));
+    log << "a small red circle moving right on a sand background\n"
+        << "# a comment\n"
+        << "{\"prompt\": \"a large blue square standing still on a navy background\", \"seed\": 3}\n"
+        << "a small red circle moving right on a sand background\n";
+  }
+  const std::string args = "warm --log " + path("log.txt") + " --cache " + path("cache") + " --steps 5 -q";
+  auto first = reel(args);
+  ASSERT_EQ(first.code, 0) << first.output;
+  EXPECT_NE(first.output.find("3 requests, 2 distinct"), std::string::npos) << first.output;
+  EXPECT_NE(first.output.find("2 generated, 0 already cached"), std::string::npos) << first.output;
+  auto second = reel(args);
+  ASSERT_EQ(second.code, 0) << second.output;
+  EXPECT_NE(second.output.find("0 generated, 2 already cached"), std::string::npos) << second.output;
+  // A warmed prompt is a hit for generate with the same settings.
+  auto hit = reel("generate \"a small red circle moving right on a sand background\" --steps 5 -q --cache " +
+                  path("cache") + " -o " + path("a.mp4"));
+  EXPECT_NE(hit.output.find("cache hit"), std::string::npos) << hit.output;
+}
+
+TEST_F(ReelCli, WarmRejectsBadLogsWithTheLine) {
+  {
+    std::ofstream log(path("bad.jsonl"));
+    log << "{\"prompt\": \"a small red circle moving right on a sand background\"}\n{\"seed\": 1}\n";
+  }
+  auto run = reel("warm --log " + path("bad.jsonl") + " --cache " + path("cache"));
+  EXPECT_EQ(run.code, 2) << run.output;
+  EXPECT_NE(run.output.find("bad.jsonl:2"), std::string::npos) << run.output;
+  EXPECT_FALSE(fs::exists(path("cache")));
+  auto missing = reel("warm --log " + path("none.txt") + " --cache " + path("cache"));
+  EXPECT_EQ(missing.code, 2) << missing.output;
+  auto format = reel("warm --log " + path("bad.jsonl") + " --format xml --cache " + path("cache"));
+  EXPECT_EQ(format.code, 2) << format.output;
+}
+
+TEST_F(ReelCli, BenchCacheReplaysATraceForEachConfiguration) {
+  ASSERT_EQ(reel("world trace --n 4 --seed 5 --zipf-object 3 --zipf-background 3 --out " + path("p.txt")).code, 0);
+  {
+    // The same requests with generation options, as JSON lines: 5 steps keep the test short.
+    std::ifstream prompts(path("p.txt"));
+    std::ofstream trace(path("t.txt"));
+    for (std::string line; std::getline(prompts, line);) trace << "{\"prompt\": \"" << line << "\", \"steps\": 5}\n";
+  }
+  auto run = reel("bench cache --trace " + path("t.txt") + " --configs none,compressed --budget-mb 4 -q --json " +
+                  path("b.json"));
+  ASSERT_EQ(run.code, 0) << run.output;
+  EXPECT_NE(run.output.find("compressed"), std::string::npos) << run.output;
+  std::ifstream f(path("b.json"));
+  std::string json((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_NE(json.find("\"compute_saved\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"lookup_p99_ms\""), std::string::npos) << json;
+  EXPECT_EQ(reel("bench cache --trace " + path("t.txt") + " --configs some").code, 2);
+  EXPECT_EQ(reel("bench cache --trace " + path("missing.txt")).code, 2);
 }
 
 TEST_F(ReelCli, ClipsModeWritesEveryClipInOrder) {

@@ -368,3 +368,48 @@ TEST(AdherenceTotals, CountsVideosAndObjectsAndGivesRates) {
 
 }  // namespace
 }  // namespace reel::models::shapes
+
+namespace reel::models::shapes {
+namespace {
+
+TEST(ObjectMask, CoversTheObjectBoxesAndLittleElse) {
+  int covered = 0, inside = 0, outside_marked = 0, outside = 0;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    SceneSpec scene = sample_scene(seed, kTwoObjects);
+    Clip clip = render(scene, 8, 32, 32, render_seed(seed));
+    auto mask = object_mask(scene, clip.rgb, 8, 32, 32);
+    ASSERT_TRUE(mask.ok()) << mask.error().message;
+    ASSERT_EQ(mask->size(), 8u * 32 * 32);
+    for (int f = 0; f < 8; ++f) {
+      for (int y = 0; y < 32; ++y) {
+        for (int x = 0; x < 32; ++x) {
+          bool in_box = false;
+          for (const auto& boxes : clip.boxes) {
+            const Box& b = boxes[size_t(f)];
+            in_box |= x + 0.5f >= b.x && x + 0.5f < b.x + b.side && y + 0.5f >= b.y && y + 0.5f < b.y + b.side;
+          }
+          const bool marked = (*mask)[size_t(f) * 1024 + size_t(y) * 32 + size_t(x)] != 0;
+          if (in_box) {
+            ++inside;
+            covered += marked;
+          } else {
+            ++outside;
+            outside_marked += marked;
+          }
+        }
+      }
+    }
+  }
+  // Circles and triangles fill about half to three quarters of their box; the mask is dilated.
+  EXPECT_GT(double(covered) / inside, 0.5);
+  EXPECT_LT(double(outside_marked) / outside, 0.08);
+}
+
+TEST(ObjectMask, RejectsAClipOfTheWrongSize) {
+  SceneSpec scene = sample_scene(1);
+  std::vector<std::uint8_t> rgb(10);
+  EXPECT_FALSE(object_mask(scene, rgb, 8, 32, 32).ok());
+}
+
+}  // namespace
+}  // namespace reel::models::shapes

@@ -1,0 +1,114 @@
+// The approximate cache as the CLI uses it: options, opening, the compatibility key of a
+// generation, and standard sampling that starts from a hit and hands its latents back.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/expected.hpp"
+#include "cachestore/approx_cache.hpp"
+#include "cli/config.hpp"
+#include "models/t2v_model.hpp"
+#include "pipeline/sampler.hpp"
+
+namespace reel::cli {
+
+struct CacheArgs {
+  std::string path;              // cache directory; "" = no cache
+  double budget_mb = 1024;       // entry bytes kept at most, in MB (10^6 bytes)
+  std::string policy = "cost_aware";
+  std::string table;             // similarity -> start fraction, e.g. "0.95:0.6,0.85:0.4"; "" = defaults
+  bool decoupled = true;         // store and look up objects and backgrounds apart
+  bool compress = true;          // int8 + zstd entries
+  std::string tenant;            // namespace of this user's entries; "" = shared
+  bool lookup = true;            // false: insert only (measure a cold cache's costs)
+};
+
+// The cache section of the configuration.
+[[nodiscard]] CacheArgs cache_args(const Config& cfg);
+
+// --cache-budget-mb, --cache-policy, --cache-table, --no-decouple, --no-compress, --tenant.
+void add_cache_options(CLI::App* app, CacheArgs& args);
+
+// Errors: invalid_argument for bad options; the store's errors (not_found, corrupt_data, io_error).
+[[nodiscard]] Expected<std::unique_ptr<cachestore::ApproxCache>> open_cache(const CacheArgs& args);
+
+// Everything that makes latents of two generations incompatible. `weights` is a checksum of
+// the model file (model_checksum()).
+[[nodiscard]] cachestore::CompatKey compat_key(const models::T2VModel& model, const std::string& weights,
+                                               const pipeline::SampleOptions& options,
+                                               const std::vector<int64_t>& latent_shape, const std::string& tenant);
+
+struct CachedSample {
+  pipeline::SampleResult result;  // the final latent; stats count only the steps run here
+  std::optional<cachestore::HitKind> hit;
+  int start_step = 0;             // 0 on a miss
+  float similarity = 0.0F;
+  std::vector<std::string> sources;  // prompts of the entries the start came from
+  double lookup_seconds = 0.0;
+  double insert_seconds = 0.0;
+  std::optional<Error> insert_error;  // inserts are best effort: the video is made regardless
+};
+
+// Standard sampling of one prompt ([1, C, F, H, W]) through the cache: a hit starts at its step,
+// a miss from noise; afterwards the latents at the cache's steps (those computed here) are
+// inserted, with the object mask when the prompt is a shapes-world prompt. `cache` may be null.
+[[nodiscard]] Expected<CachedSample> sample_cached(pipeline::Denoiser& denoiser, const models::T2VModel& model,
+                                                   const pipeline::Conditioning& cond,
+                                                   const std::vector<int64_t>& latent_shape,
+                                                   const pipeline::SampleOptions& options,
+                                                   cachestore::ApproxCache* cache, const cachestore::CompatKey& key,
+                                                   const std::string& prompt, bool lookup = true,
+                                                   pipeline::StepCallback on_step = {});
+
+// One request with the model's defaults for what it does not set: text encoding, guidance with
+// an empty negative, the latent shape of the model's default size and frames.
+struct Request {
+  std::string prompt;
+  uint64_t seed = 0;
+  std::optional<int> steps;
+  std::optional<double> guidance;
+};
+
+class CachedGenerator {
+ public:
+  // `weights` is model_checksum() of the model file.
+  CachedGenerator(models::T2VModel model, std::string weights);
+
+  // The compatibility key a request generates under.
+  [[nodiscard]] cachestore::CompatKey key(const Request& request, const std::string& tenant) const;
+
+  [[nodiscard]] Expected<CachedSample> run(const Request& request, cachestore::ApproxCache* cache,
+                                           const std::string& tenant, bool lookup = true,
+                                           pipeline::StepCallback on_step = {});
+
+  // Without the cache: from noise, or from `start` at `start_step`; the latents at `capture`
+  // steps are returned in `captured`.
+  [[nodiscard]] Expected<pipeline::SampleResult> sample(const Request& request, const torch::Tensor& start,
+                                                        int start_step, const std::vector<int>& capture,
+                                                        std::map<int, torch::Tensor>* captured);
+
+  // Shapes-world adherence of a finished latent: the share of background, colour, shape and
+  // motion checks it passes, in [0, 1]; nullopt for a prompt outside the shapes grammar.
+  [[nodiscard]] Expected<std::optional<double>> adherence(const std::string& prompt, const torch::Tensor& latent);
+
+  // Where a shapes-world prompt's objects are in a finished latent ([F, h, w]); empty otherwise.
+  [[nodiscard]] std::vector<uint8_t> mask(const std::string& prompt, const torch::Tensor& latent) const;
+
+  [[nodiscard]] const models::T2VModel& model() const { return model_; }
+
+ private:
+  models::T2VModel model_;
+  std::string weights_;
+  std::unique_ptr<pipeline::Denoiser> denoiser_;
+
+  [[nodiscard]] pipeline::SampleOptions options(const Request& request) const;
+  [[nodiscard]] std::vector<int64_t> latent_shape() const;
+};
+
+}  // namespace reel::cli

@@ -1,0 +1,393 @@
+#include "cli/pipefusion_bench.hpp"
+
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <span>
+#include <sstream>
+#include <vector>
+
+#include "cli/commands.hpp"
+#include "models/shapes/grammar.hpp"
+#include "models/shapes/score.hpp"
+#include "models/zoo.hpp"
+#include "pipeline/dit_denoiser.hpp"
+#include "pipeline/pipefusion.hpp"
+#include "pipeline/sampler.hpp"
+
+namespace reel::cli {
+
+namespace {
+
+namespace shapes = models::shapes;
+using Clock = std::chrono::steady_clock;
+
+Error usage(const std::string& message) { return make_error(Errc::invalid_argument, message); }
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+Expected<std::vector<int>> parse_ints(const std::string& list, const std::string& flag, int min) {
+  std::vector<int> out;
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    const long v = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < min || v > 1'000'000)
+      return usage(flag + ": '" + item + "' is not an integer >= " + std::to_string(min));
+    out.push_back(static_cast<int>(v));
+  }
+  if (out.empty()) return usage(flag + " is empty");
+  return out;
+}
+
+// Best of a few 1024^3 float32 matrix products: the machine's ceiling, printed beside the run.
+double sgemm_gflops() {
+  torch::NoGradGuard no_grad;
+  constexpr int64_t n = 1024;
+  auto a = torch::randn({n, n});
+  auto b = torch::randn({n, n});
+  auto c = torch::mm(a, b);
+  double best = 0;
+  for (int i = 0; i < 3; ++i) {
+    const auto t0 = Clock::now();
+    c = torch::mm(a, b);
+    best = std::max(best, 2.0 * n * n * n / seconds_since(t0) / 1e9);
+  }
+  return best;
+}
+
+// What the table is measured on: a DiT, its prediction, conditioning and latent shape.
+struct Subject {
+  std::string name;
+  models::T2VModel model;  // the zoo model (dit only, for random DiTs)
+  pipeline::Conditioning cond;
+  std::vector<int64_t> shape;
+  pipeline::SampleOptions options;
+  bool from_zoo = true;
+};
+
+Expected<Subject> random_subject(const PipeFusionBenchArgs& a) {
+  models::DiTConfig cfg = models::tiny_dit_config();
+  int frames = 8, height = 32, width = 32;
+  if (a.preset == "medium") {  // as `reel bench model`'s medium
+    cfg.dim = 512;
+    cfg.ffn_dim = 2048;
+    cfg.num_heads = 8;
+    cfg.num_layers = 8;
+    frames = 16;
+  } else if (!a.preset.empty()) {
+    return usage("--preset: unknown preset '" + a.preset + "' (medium)");
+  }
+  if (a.dim) {
+    cfg.dim = *a.dim;
+    cfg.ffn_dim = 4 * *a.dim;
+    cfg.num_heads = std::max(1, *a.dim / 64);
+  }
+  if (a.blocks) cfg.num_layers = *a.blocks;
+  frames = a.frames.value_or(frames);
+  height = a.height.value_or(height);
+  width = a.width.value_or(width);
+  if (cfg.dim < 1 || cfg.num_layers < 1 || frames < 1 || height < 1 || width < 1)
+    return usage("--dim, --blocks, --frames, --height and --width must be positive");
+  if (height % cfg.patch[1] != 0 || width % cfg.patch[2] != 0)
+    return usage("--height and --width must be multiples of " + std::to_string(cfg.patch[1]));
+  REEL_RETURN_IF_ERROR(cfg.validate());
+
+  Subject s;
+  s.from_zoo = false;
+  torch::manual_seed(0);
+  s.model.dit = models::VideoDiT(cfg);
+  s.model.dit->eval();
+  s.model.prediction = models::Prediction::velocity;
+  s.name = a.preset.empty() ? "a random-weight DiT" : "a random-weight DiT (" + a.preset + ")";
+  auto text = torch::randn({1, cfg.text_len, cfg.text_dim});
+  s.cond = {text, torch::zeros_like(text)};
+  s.shape = {1, cfg.in_channels, frames, height, width};
+  s.options.steps = a.steps.value_or(8);
+  s.options.shift = 3.0;
+  s.options.solver = models::SolverKind::unipc;
+  s.options.guidance = a.guidance.value_or(4.0);
+  return s;
+}
+
+Expected<Subject> zoo_subject(const PipeFusionBenchArgs& a, const Config& cfg) {
+  auto model = models::open_model(a.model, cfg.zoo);
+  if (!model) return model.error();
+  Subject s;
+  s.model = std::move(*model);
+  s.name = s.model.name;
+  const auto& d = s.model.defaults;
+  const int frames = a.frames.value_or(d.frames);
+  const int sc = s.model.spatial_compression;
+  s.shape = {1, s.model.dit->config().in_channels, frames, d.height / sc, d.width / sc};
+  auto text = s.model.text_encoder->encode({"a large red circle moving right on a striped navy background"});
+  if (!text) return text.error();
+  s.cond = {*text, torch::zeros_like(*text)};
+  s.options.steps = a.steps.value_or(d.steps);
+  s.options.shift = d.shift;
+  s.options.solver = d.solver;
+  s.options.guidance = a.guidance.value_or(d.guidance);
+  return s;
+}
+
+double relative_l2(const torch::Tensor& a, const torch::Tensor& reference) {
+  return ((a - reference).norm() / reference.norm()).item<double>();
+}
+
+struct Row {
+  int warmup = 0, patches = 0;
+  double error = 0;
+  double measured = 0;  // bytes per step per boundary, mean over steps and boundaries
+  int64_t analytic = 0;
+  int64_t patch_bytes = 0;  // analytic per patch (the largest patch)
+  double ring = 0;          // bytes per step, last stage -> stage 0
+  double seconds = 0;
+};
+
+Expected<shapes::AdherenceTotals> score_batch(Subject& s, const torch::Tensor& latent,
+                                              const std::vector<shapes::SceneSpec>& scenes,
+                                              shapes::AdherenceTotals totals) {
+  auto pixels = s.model.decoder->decode(latent);  // [n, F, H, W, 3]
+  if (!pixels) return pixels.error();
+  const int frames = static_cast<int>(pixels->size(1)), height = static_cast<int>(pixels->size(2)),
+            width = static_cast<int>(pixels->size(3));
+  for (size_t i = 0; i < scenes.size(); ++i) {
+    auto clip = (*pixels)[static_cast<int64_t>(i)].contiguous();
+    std::span<const uint8_t> rgb(clip.data_ptr<uint8_t>(), static_cast<size_t>(clip.numel()));
+    auto score = shapes::score_clip(scenes[i], rgb, frames, height, width);
+    if (!score) return score.error();
+    totals.add(*score);
+  }
+  return totals;
+}
+
+nlohmann::json totals_json(const shapes::AdherenceTotals& t) {
+  return {{"videos", t.videos},          {"background", t.background_rate()}, {"colour", t.colour_rate()},
+          {"shape", t.shape_rate()},     {"motion", t.motion_rate()},         {"found", t.found_rate()},
+          {"scene", t.scene_rate()}};
+}
+
+// Sequential vs PipeFusion W=1 M=4 on prompts drawn from the shapes world, scored from pixels.
+Expected<nlohmann::json> adherence(Subject& s, const PipeFusionBenchArgs& a, pipeline::PipeFusionPlan plan) {
+  plan.warmup_steps = 1;
+  plan.patches = 4;
+  const auto t0 = Clock::now();
+  pipeline::DiTDenoiser denoiser(s.model.dit, s.model.prediction);
+  shapes::AdherenceTotals seq_totals, pf_totals;
+  double error_sum = 0;
+  int groups = 0;
+  for (int first = 0; first < a.prompts; first += a.batch) {
+    const int n = std::min(a.batch, a.prompts - first);
+    std::vector<shapes::SceneSpec> scenes;
+    std::vector<std::string> prompts;
+    for (int i = 0; i < n; ++i) {
+      scenes.push_back(shapes::sample_scene(a.prompt_seed + static_cast<uint64_t>(first + i)));
+      prompts.push_back(shapes::prompt(scenes.back()));
+    }
+    auto text = s.model.text_encoder->encode(prompts);
+    if (!text) return text.error();
+    pipeline::Conditioning cond{*text, torch::zeros_like(*text)};
+    auto opts = s.options;
+    opts.seed = a.prompt_seed + static_cast<uint64_t>(first / a.batch);  // as reel eval adherence
+    std::vector<int64_t> shape = s.shape;
+    shape[0] = n;
+    auto seq = pipeline::sample(denoiser, cond, shape, opts);
+    if (!seq) return seq.error();
+    auto pf = pipeline::sample_pipefusion(s.model.dit, s.model.prediction, cond, shape, opts, plan);
+    if (!pf) return pf.error();
+    error_sum += relative_l2(pf->latent, seq->latent);
+    ++groups;
+    auto st = score_batch(s, seq->latent, scenes, seq_totals);
+    if (!st) return st.error();
+    seq_totals = *st;
+    auto pt = score_batch(s, pf->latent, scenes, pf_totals);
+    if (!pt) return pt.error();
+    pf_totals = *pt;
+    std::fprintf(stderr, "\radherence: %d/%d prompts", first + n, a.prompts);
+  }
+  std::fprintf(stderr, "\n");
+  const double seconds = seconds_since(t0);
+  std::printf("\nadherence over %d prompts (seed %llu), PipeFusion W=1 M=4 vs sequential:\n", a.prompts,
+              static_cast<unsigned long long>(a.prompt_seed));
+  std::printf("%-20s %11s %11s\n", "", "sequential", "PipeFusion");
+  auto row = [](const char* what, double x, double y) { std::printf("%-20s %10.1f%% %10.1f%%\n", what, 100 * x, 100 * y); };
+  row("background", seq_totals.background_rate(), pf_totals.background_rate());
+  row("object colour", seq_totals.colour_rate(), pf_totals.colour_rate());
+  row("object shape", seq_totals.shape_rate(), pf_totals.shape_rate());
+  row("motion direction", seq_totals.motion_rate(), pf_totals.motion_rate());
+  row("object found", seq_totals.found_rate(), pf_totals.found_rate());
+  row("whole scene right", seq_totals.scene_rate(), pf_totals.scene_rate());
+  std::printf("mean relative L2 of PipeFusion's latents vs sequential: %.3g (%.1f s)\n", error_sum / groups, seconds);
+  return nlohmann::json{{"prompts", a.prompts},
+                        {"prompt_seed", a.prompt_seed},
+                        {"batch", a.batch},
+                        {"warmup_steps", 1},
+                        {"patches", 4},
+                        {"sequential", totals_json(seq_totals)},
+                        {"pipefusion", totals_json(pf_totals)},
+                        {"mean_relative_l2", error_sum / groups},
+                        {"seconds", seconds}};
+}
+
+Status write_json(const std::string& path, const nlohmann::json& j) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << j.dump(1) << '\n';
+    if (!f) {
+      std::remove(tmp.c_str());
+      return make_error(Errc::io_error, "cannot write '" + path + "'");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return make_error(Errc::io_error, "cannot write '" + path + "'");
+  }
+  return {};
+}
+
+}  // namespace
+
+CLI::App* add_bench_pipefusion(CLI::App* bench, PipeFusionBenchArgs& a) {
+  auto* sub = bench->add_subcommand("pipefusion", "PipeFusion: error vs sequential and bytes per stage boundary");
+  sub->add_option("--model,-m", a.model, "zoo name or .safetensors path")->capture_default_str();
+  sub->add_option("--preset", a.preset, "random-weight DiT instead: medium (D=512, 8 blocks, 1,024 tokens)");
+  sub->add_option("--dim", a.dim, "random-weight DiT: model width");
+  sub->add_option("--blocks", a.blocks, "random-weight DiT: blocks");
+  sub->add_option("--frames,-f", a.frames, "latent frames; default: the model's (random: 8, medium: 16)");
+  sub->add_option("--height", a.height, "random-weight DiT: pixels; default 32");
+  sub->add_option("--width", a.width, "random-weight DiT: pixels; default 32");
+  sub->add_option("--stages", a.stages, "pipeline stages N")->capture_default_str();
+  sub->add_option("--warmups", a.warmups, "comma-separated warm-up steps W")->capture_default_str();
+  sub->add_option("--patches", a.patches, "comma-separated patch counts M")->capture_default_str();
+  sub->add_option("--split", a.split, "patches of whole frames or of rows: frames, rows")->capture_default_str();
+  sub->add_option("--steps,-s", a.steps, "solver steps; default: the model's (random: 8)");
+  sub->add_option("--guidance,-g", a.guidance, "guidance scale; default: the model's (random: 4)");
+  sub->add_option("--seed", a.seed, "noise seed")->capture_default_str();
+  sub->add_flag("--adherence", a.adherence, "also score sequential vs W=1 M=4 videos against their prompts");
+  sub->add_option("--prompts,-n", a.prompts, "prompts for --adherence")->capture_default_str();
+  sub->add_option("--prompt-seed", a.prompt_seed, "scene i of --adherence is drawn from this + i")
+      ->capture_default_str();
+  sub->add_option("--batch", a.batch, "videos per sampler call in --adherence")->capture_default_str();
+  sub->add_option("--json", a.json, "where to write the JSON ('' = nowhere)")->capture_default_str();
+  sub->add_option("--threads,-t", a.threads, "compute threads (0 = all cores)")->capture_default_str();
+  return sub;
+}
+
+int run_bench_pipefusion(const PipeFusionBenchArgs& a, const Config& cfg) {
+  auto warmups = parse_ints(a.warmups, "--warmups", 0);
+  if (!warmups) return report(warmups.error());
+  auto patch_counts = parse_ints(a.patches, "--patches", 1);
+  if (!patch_counts) return report(patch_counts.error());
+  auto split = pipeline::parse_patch_split(a.split);
+  if (!split) return report(split.error());
+  if (a.steps && *a.steps < 1) return report(usage("--steps must be positive"));
+  if (a.adherence && (a.prompts < 1 || a.batch < 1)) return report(usage("--prompts and --batch must be positive"));
+  set_threads(a.threads);
+  torch::NoGradGuard no_grad;
+
+  const bool random = !a.preset.empty() || a.dim || a.blocks || a.height || a.width;
+  if (random && a.adherence) return report(usage("--adherence needs a zoo model, not a random-weight DiT"));
+  auto subject = random ? random_subject(a) : zoo_subject(a, cfg);
+  if (!subject) return report(subject.error());
+  Subject& s = *subject;
+  s.options.seed = a.seed;
+  const auto& dc = s.model.dit->config();
+  if (auto stages = pipeline::stage_block_ranges(dc.num_layers, a.stages); !stages) return report(stages.error());
+  pipeline::PipeFusionPlan plan;
+  plan.stages = a.stages;
+  plan.split = *split;
+
+  const double sgemm = sgemm_gflops();
+  pipeline::DiTDenoiser denoiser(s.model.dit, s.model.prediction);
+  auto seq = pipeline::sample(denoiser, s.cond, s.shape, s.options);
+  if (!seq) return report(seq.error());
+  const int64_t tokens = (s.shape[2] / dc.patch[0]) * (s.shape[3] / dc.patch[1]) * (s.shape[4] / dc.patch[2]);
+  std::printf("PipeFusion on %s: %lld frames %lldx%lld (%lld tokens, D=%lld, %lld blocks), %d stages, %s split\n",
+              s.name.c_str(), static_cast<long long>(s.shape[2]), static_cast<long long>(s.shape[3]),
+              static_cast<long long>(s.shape[4]), static_cast<long long>(tokens), static_cast<long long>(dc.dim),
+              static_cast<long long>(dc.num_layers), a.stages, pipeline::patch_split_name(*split));
+  std::printf("%d %s steps, guidance %g; sgemm %.1f GFLOP/s on %d threads; sequential %.2f s\n",
+              s.options.steps, models::solver_kind_name(s.options.solver), s.options.guidance, sgemm,
+              at::get_num_threads(), seq->stats.seconds);
+  std::printf("%3s %3s %12s %16s %16s %12s %12s %8s\n", "W", "M", "rel L2 err", "B/step/boundary", "analytic",
+              "B/patch", "ring B/step", "s");
+  std::fflush(stdout);
+
+  nlohmann::json rows = nlohmann::json::array();
+  for (int w : *warmups) {
+    for (int m : *patch_counts) {
+      plan.warmup_steps = w;
+      plan.patches = m;
+      if (auto st = pipeline::validate_plan(plan, dc, s.shape); !st) {
+        std::printf("%3d %3d  skipped: %s\n", w, m, st.error().message.c_str());
+        continue;
+      }
+      pipeline::PipeFusionStats stats;
+      auto pf = pipeline::sample_pipefusion(s.model.dit, s.model.prediction, s.cond, s.shape, s.options, plan, &stats);
+      if (!pf) return report(pf.error());
+      Row r;
+      r.warmup = w;
+      r.patches = m;
+      r.error = relative_l2(pf->latent, seq->latent);
+      for (int b = 0; b + 1 < stats.stages; ++b) r.measured += stats.boundary_bytes_per_step(b);
+      if (stats.stages > 1) r.measured /= stats.stages - 1;
+      r.analytic = stats.stages > 1 ? stats.analytic_step_bytes : 0;
+      r.patch_bytes = *std::max_element(stats.analytic_patch_bytes.begin(), stats.analytic_patch_bytes.end());
+      for (int64_t b : stats.ring_bytes) r.ring += static_cast<double>(b);
+      r.ring /= static_cast<double>(stats.ring_bytes.size());
+      r.seconds = stats.seconds;
+      std::printf("%3d %3d %12.3e %16.0f %16lld %12lld %12.0f %8.2f\n", w, m, r.error, r.measured,
+                  static_cast<long long>(r.analytic), static_cast<long long>(r.patch_bytes), r.ring, r.seconds);
+      std::fflush(stdout);
+      rows.push_back({{"warmup_steps", w},
+                      {"patches", m},
+                      {"relative_l2", r.error},
+                      {"bytes_per_step_per_boundary", r.measured},
+                      {"analytic_bytes_per_step_per_boundary", r.analytic},
+                      {"analytic_bytes_per_patch", stats.analytic_patch_bytes},
+                      {"ring_bytes_per_step", r.ring},
+                      {"patch_passes", stats.patch_passes},
+                      {"stage_runs", stats.stage_runs},
+                      {"stale_kv_bytes", stats.stale_kv_bytes},
+                      {"request_bytes", stats.request_bytes},
+                      {"seconds", r.seconds}});
+    }
+  }
+
+  nlohmann::json out{{"benchmark", "pipefusion"},
+                     {"model", s.name},
+                     {"shape", s.shape},
+                     {"tokens", tokens},
+                     {"dim", dc.dim},
+                     {"blocks", dc.num_layers},
+                     {"stages", a.stages},
+                     {"split", pipeline::patch_split_name(*split)},
+                     {"steps", s.options.steps},
+                     {"solver", models::solver_kind_name(s.options.solver)},
+                     {"guidance", s.options.guidance},
+                     {"seed", a.seed},
+                     {"threads", at::get_num_threads()},
+                     {"sgemm_gflops", sgemm},
+                     {"sequential_seconds", seq->stats.seconds},
+                     {"rows", rows}};
+  if (a.adherence) {
+    auto adh = adherence(s, a, plan);
+    if (!adh) return report(adh.error());
+    out["adherence"] = *adh;
+  }
+  if (!a.json.empty()) {
+    if (auto st = write_json(a.json, out); !st) return report(st.error());
+    std::printf("wrote %s\n", a.json.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace reel::cli
