@@ -121,6 +121,7 @@ struct ApproxCache::State {
   // Drops what the store no longer holds (evicted by an insert, or dropped as corrupt).
   void reconcile() {
     if (store->stats().entries == entries.size()) return;
+    ++stats.rescans;
     std::set<uint64_t> live;
     for (const auto& meta : store->entries()) live.insert(meta.id);
     std::vector<uint64_t> gone;
@@ -360,8 +361,9 @@ Status ApproxCache::insert(const CompatKey& given, std::string_view prompt, cons
     }
     std::vector<int> steps;
     for (const auto& [step, blob] : p.blobs) steps.push_back(step);
-    s.reconcile();
+    // Add first: reconciling before would see one entry missing and rescan the whole store.
     s.add(*id, EntryInfo{p.kind, key_hash, std::move(steps), std::string(prompt)}, vectors[i]);
+    s.reconcile();
     ++s.stats.entries_inserted;
   }
   return {};

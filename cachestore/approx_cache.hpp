@@ -60,6 +60,7 @@ struct CacheStats {
   uint64_t lookups = 0, whole_hits = 0, composed_hits = 0, misses = 0;
   uint64_t steps_saved = 0;       // sum of the start steps of all hits
   uint64_t entries_inserted = 0;  // entries (whole, object, background) written since open
+  uint64_t rescans = 0;           // full scans of the store's metadata (after evictions or drops)
   StoreStats store;
 };
 

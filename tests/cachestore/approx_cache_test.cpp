@@ -193,6 +193,16 @@ TEST_F(ApproxCacheTest, EvictedEntriesAreForgottenAndNeverServed) {
   EXPECT_GE(served, 1);
 }
 
+TEST_F(ApproxCacheTest, InsertsWithoutEvictionsNeverRescanTheStore) {
+  // A rescan reads every entry's metadata: once per insert it made filling a cache quadratic.
+  auto cache = open(CacheOptions{.decoupled = false});
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(cache->insert(shapes_key(), "prompt number " + std::to_string(i), latents_for(i, {4})).ok());
+  }
+  EXPECT_EQ(cache->stats().rescans, 0u);
+  EXPECT_EQ(cache->stats().store.entries, 30u);
+}
+
 TEST_F(ApproxCacheTest, DamagedFilesOnDiskAreNeverServed) {
   {
     auto cache = open(CacheOptions{.compress = false});
