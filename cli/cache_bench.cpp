@@ -372,6 +372,9 @@ int run_compression(const CacheBenchArgs& a, CachedGenerator& gen) {
       {"int8+zstd", {.quant = codecs::Quant::int8_per_channel, .zstd_level = 3}},
       {"int8+delta+zstd", {.quant = codecs::Quant::int8_per_channel, .zstd_level = 3, .frame_delta = true}},
       {"fp16+zstd", {.quant = codecs::Quant::fp16, .zstd_level = 3}},
+      {"int6+zstd", {.quant = codecs::Quant::int8_per_channel, .zstd_level = 9, .int8_bits = 6}},
+      {"int5+zstd", {.quant = codecs::Quant::int8_per_channel, .zstd_level = 9, .int8_bits = 5}},
+      {"int4+zstd", {.quant = codecs::Quant::int8_per_channel, .zstd_level = 9, .int8_bits = 4}},
   };
   for (auto& c : codecs_list) c.psnr_sum.assign(ks.size(), 0.0);
   auto frames_of = [&](const torch::Tensor& latent) -> Expected<std::vector<video::Frame>> {

@@ -145,7 +145,8 @@ void decode_half(std::string_view raw, DType dtype, const AxisSplit& frames, std
 }
 
 std::string encode_int8(std::span<const float> values, const AxisSplit& channels,
-                        const AxisSplit& frames, std::vector<float>& scales) {
+                        const AxisSplit& frames, std::vector<float>& scales, int bits) {
+  const double top = static_cast<double>((1 << (bits - 1)) - 1);  // 127 for 8 bits
   std::vector<float> max_abs(channels.extent, 0.0f);
   for_each_channel_run(channels, [&](size_t begin, size_t count, size_t c) {
     float m = max_abs[c];
@@ -155,7 +156,7 @@ std::string encode_int8(std::span<const float> values, const AxisSplit& channels
   scales.assign(channels.extent, 0.0f);
   std::vector<double> inverse(channels.extent, 0.0);
   for (size_t c = 0; c < channels.extent; ++c) {
-    float scale = static_cast<float>(static_cast<double>(max_abs[c]) / 127.0);
+    float scale = static_cast<float>(static_cast<double>(max_abs[c]) / top);
     // A channel of tiny subnormals must not get scale 0 (it would decode to zeros).
     if (max_abs[c] > 0.0f && scale == 0.0f) scale = std::numeric_limits<float>::denorm_min();
     scales[c] = scale;
@@ -165,9 +166,8 @@ std::string encode_int8(std::span<const float> values, const AxisSplit& channels
   for_each_channel_run(channels, [&](size_t begin, size_t count, size_t c) {
     const double inv = inverse[c];
     for (size_t i = begin; i < begin + count; ++i) {
-      // The f32 rounding of the scale can put max|x| / scale a hair above 127: clamp.
-      const double q = std::clamp(round_half_even(static_cast<double>(values[i]) * inv), -127.0,
-                                  127.0);
+      // The f32 rounding of the scale can put max|x| / scale a hair above the top code: clamp.
+      const double q = std::clamp(round_half_even(static_cast<double>(values[i]) * inv), -top, top);
       codes[i] = static_cast<int8_t>(q);
     }
   });

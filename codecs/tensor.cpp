@@ -134,6 +134,9 @@ Expected<EncodedTensor> encode_checked(std::span<const float> values, std::vecto
   out.zstd = options.zstd_level > 0;
   out.frame_delta = options.frame_delta;
   if (options.quant == Quant::int8_per_channel) {
+    if (options.int8_bits < 2 || options.int8_bits > 8) {
+      return make_error(Errc::invalid_argument, "int8_bits must be 2..8, got " + std::to_string(options.int8_bits));
+    }
     Expected<int> axis = resolve_axis(options.channel_axis, shape.size(), "channel_axis");
     if (!axis) return axis.error();
     out.channel_axis = *axis;
@@ -169,7 +172,7 @@ Expected<EncodedTensor> encode_checked(std::span<const float> values, std::vecto
       }
       case Quant::int8_per_channel:
         raw = detail::encode_int8(values, detail::split_at(out.shape, out.channel_axis, numel),
-                                  frames, out.scales);
+                                  frames, out.scales, options.int8_bits);
         break;
     }
   } else if (out.quant == Quant::int8_per_channel) {

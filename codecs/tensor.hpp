@@ -77,6 +77,10 @@ struct EncodeOptions {
   int zstd_level = 0;         // 0 = no zstd; 1..19 compress the payload; default 0
   bool frame_delta = false;   // store frame f minus reconstructed frame f-1; default false
   int frame_axis = 2;         // axis of frames for frame_delta; default 2 (F of [B,C,F,H,W])
+  // int8 only: levels used, 2^(bits-1) - 1 on each side of 0, in 2..8. Fewer bits keep the same
+  // int8 codes (and format: decoding is code x scale) but leave zstd less entropy to code, so
+  // with zstd_level > 0 the payload shrinks about in proportion. Default 8.
+  int int8_bits = 8;
 };
 
 struct EncodedTensor {

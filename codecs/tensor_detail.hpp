@@ -55,7 +55,7 @@ void decode_f32(std::string_view raw, const AxisSplit& frames, std::span<float> 
 void decode_half(std::string_view raw, DType dtype, const AxisSplit& frames, std::span<float> out);
 // Fills `scales` (one per channel of `channels`).
 [[nodiscard]] std::string encode_int8(std::span<const float> values, const AxisSplit& channels,
-                                      const AxisSplit& frames, std::vector<float>& scales);
+                                      const AxisSplit& frames, std::vector<float>& scales, int bits = 8);
 void decode_int8(std::string_view raw, std::span<const float> scales, const AxisSplit& channels,
                  const AxisSplit& frames, std::span<float> out);
 

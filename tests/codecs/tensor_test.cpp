@@ -418,3 +418,30 @@ TEST(TensorCodec, UnpackAcceptsATensorInAnyCodec) {
 
 }  // namespace
 }  // namespace reel::codecs
+
+namespace reel::codecs {
+namespace {
+
+TEST(TensorCodec, FewerInt8BitsStayWithinHalfAStepAndCompressFurther) {
+  const std::vector<int64_t> shape{1, 4, 8, 16, 16};
+  std::vector<float> values = testing::smooth_latent(shape, 0.3f);
+  size_t previous = SIZE_MAX;
+  for (int bits : {8, 6, 4}) {
+    auto t = encode(values, shape, {.quant = Quant::int8_per_channel, .zstd_level = 9, .int8_bits = bits});
+    ASSERT_TRUE(t.ok()) << t.error().message;
+    auto back = decode(*t);
+    ASSERT_TRUE(back.ok());
+    const size_t plane = 8 * 16 * 16;
+    for (size_t i = 0; i < values.size(); ++i) {
+      ASSERT_LE(std::fabs((*back)[i] - values[i]), t->scales[i / plane] * 0.5f * 1.0001f) << bits;
+    }
+    const size_t bytes = serialize(*t).size();
+    EXPECT_LT(bytes, previous) << bits;
+    previous = bytes;
+  }
+  EXPECT_FALSE(encode(values, shape, {.quant = Quant::int8_per_channel, .int8_bits = 9}).ok());
+  EXPECT_FALSE(encode(values, shape, {.quant = Quant::int8_per_channel, .int8_bits = 1}).ok());
+}
+
+}  // namespace
+}  // namespace reel::codecs
