@@ -91,7 +91,8 @@ TEST_F(ApproxCacheTest, ASecondRequestForTheSamePromptStartsLate) {
   EXPECT_EQ(h.start_step, 12);  // similarity 1 -> 0.6 of 20 steps
   EXPECT_NEAR(h.similarity, 1.0F, 1e-5);
   // int8 per channel: within half a quantisation step of a range of about 2.
-  EXPECT_LT(max_abs_diff(h.latent, make_latent(1, 12)), 2.0F / 127);
+  // 5 bits a side at step 12 of 20: within half a level of a range of about 1.1.
+  EXPECT_LT(max_abs_diff(h.latent, make_latent(1, 12)), 0.04F);
   auto st = cache->stats();
   EXPECT_EQ(st.whole_hits, 1u);
   EXPECT_EQ(st.misses, 1u);
@@ -135,7 +136,7 @@ TEST_F(ApproxCacheTest, ComposesABackgroundFromOneEntryWithAnObjectFromAnother) 
   Latent object = make_latent(1, h.start_step);
   Latent background = background_plate(make_latent(2, h.start_step), mask);
   Latent expected = blend(background, object, mask);
-  EXPECT_LT(max_abs_diff(h.latent, expected), 2.0F / 127);
+  EXPECT_LT(max_abs_diff(h.latent, expected), 0.04F);
   EXPECT_EQ(cache->stats().composed_hits, 1u);
 }
 
@@ -167,7 +168,7 @@ TEST_F(ApproxCacheTest, CompressionStoresFarFewerBytes) {
     ASSERT_TRUE(cache->insert(shapes_key(), kRedOnSand, latents_for(1, {4, 8, 12})).ok());
     bytes[compress] = cache->stats().store.bytes;
   }
-  EXPECT_GT(double(bytes[0]) / double(bytes[1]), 3.5) << bytes[0] << " vs " << bytes[1];
+  EXPECT_GT(double(bytes[0]) / double(bytes[1]), 5.0) << bytes[0] << " vs " << bytes[1];
 }
 
 TEST_F(ApproxCacheTest, EvictedEntriesAreForgottenAndNeverServed) {
