@@ -210,13 +210,19 @@ int run_synthetic(const CacheBenchArgs& a, const fs::path& dir) {
   return kExitOk;
 }
 
+// The steps the cache stores by default (20%, 40% and 60% of the schedule): where calibration
+// and compression measure a start.
+std::vector<int> start_steps(int steps) {
+  return {static_cast<int>(std::lround(0.2 * steps)), static_cast<int>(std::lround(0.4 * steps)),
+          static_cast<int>(std::lround(0.6 * steps))};
+}
+
 // What starting from a related prompt's latent costs in adherence, by what differs and by the
 // start step: the data the similarity -> start step table is set from.
 int run_calibrate(const CacheBenchArgs& a, CachedGenerator& gen) {
   namespace sh = models::shapes;
   const int steps = gen.model().defaults.steps;
-  const std::vector<int> ks{static_cast<int>(std::lround(0.2 * steps)), static_cast<int>(std::lround(0.4 * steps)),
-                            static_cast<int>(std::lround(0.6 * steps))};
+  const std::vector<int> ks = start_steps(steps);
   const std::vector<std::string> changes{"identical", "background", "colour", "shape", "size", "motion", "composed"};
   struct Row {
     double whole_sim = 0, object_sim = 0, background_sim = 0, scratch = 0;
@@ -300,14 +306,9 @@ int run_calibrate(const CacheBenchArgs& a, CachedGenerator& gen) {
           if (mask.empty() || next_mask.empty()) {
             start = torch::Tensor();
           } else {
-            auto to_latent = [](const torch::Tensor& x) {
-              auto c = x.contiguous();
-              return cachestore::Latent{c.sizes().vec(),
-                                        std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel())};
-            };
             auto plate = cachestore::background_plate(to_latent(next.captured.at(ks[k])), next_mask);
             auto mixed = cachestore::blend(plate, cachestore::object_layer(to_latent(start), mask), mask);
-            start = torch::from_blob(mixed.values.data(), mixed.shape, torch::kFloat32).clone();
+            start = to_tensor(mixed);
           }
         }
         double s = *s0;
@@ -358,8 +359,7 @@ int run_calibrate(const CacheBenchArgs& a, CachedGenerator& gen) {
 int run_compression(const CacheBenchArgs& a, CachedGenerator& gen) {
   namespace sh = models::shapes;
   const int steps = gen.model().defaults.steps;
-  const std::vector<int> ks{static_cast<int>(std::lround(0.2 * steps)), static_cast<int>(std::lround(0.4 * steps)),
-                            static_cast<int>(std::lround(0.6 * steps))};
+  const std::vector<int> ks = start_steps(steps);
   struct Codec {
     std::string name;
     codecs::EncodeOptions options;

@@ -17,16 +17,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-cachestore::Latent to_latent(const torch::Tensor& x) {
-  auto c = x.detach().to(torch::kFloat32).contiguous();
-  const float* p = c.data_ptr<float>();
-  return cachestore::Latent{c.sizes().vec(), std::vector<float>(p, p + c.numel())};
-}
-
-torch::Tensor to_tensor(const cachestore::Latent& latent) {
-  return torch::from_blob(const_cast<float*>(latent.values.data()), latent.shape, torch::kFloat32).clone();
-}
-
 // Where the prompt's objects are in the final video, on the latent grid ([F, h, w]); empty when
 // the prompt is not a shapes-world prompt or the decoder does not give pixels.
 std::vector<uint8_t> object_mask(const models::T2VModel& model, const std::string& prompt, const torch::Tensor& latent) {
@@ -54,6 +44,16 @@ std::vector<uint8_t> object_mask(const models::T2VModel& model, const std::strin
 }
 
 }  // namespace
+
+cachestore::Latent to_latent(const torch::Tensor& x) {
+  auto c = x.detach().to(torch::kFloat32).contiguous();
+  const float* p = c.data_ptr<float>();
+  return cachestore::Latent{c.sizes().vec(), std::vector<float>(p, p + c.numel())};
+}
+
+torch::Tensor to_tensor(const cachestore::Latent& latent) {
+  return torch::from_blob(const_cast<float*>(latent.values.data()), latent.shape, torch::kFloat32).clone();
+}
 
 CacheArgs cache_args(const Config& cfg) {
   return CacheArgs{cfg.cache_path,  cfg.cache_budget_mb, cfg.cache_policy, cfg.cache_table,

@@ -29,6 +29,10 @@ struct CacheArgs {
   bool lookup = true;            // false: insert only (measure a cold cache's costs)
 };
 
+// A latent between LibTorch and the cache (float32, [1, C, F, H, W]); both copy.
+[[nodiscard]] cachestore::Latent to_latent(const torch::Tensor& x);
+[[nodiscard]] torch::Tensor to_tensor(const cachestore::Latent& latent);
+
 // The cache section of the configuration.
 [[nodiscard]] CacheArgs cache_args(const Config& cfg);
 
