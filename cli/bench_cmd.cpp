@@ -20,6 +20,8 @@
 #include "bench/model_bench.hpp"
 #include "cli/cache_bench.hpp"
 #include "cli/pipefusion_bench.hpp"
+#include "cli/workers_bench.hpp"
+#include "cli/coordinator_bench.hpp"
 #include "cli/commands.hpp"
 
 namespace reel::cli {
@@ -246,8 +248,16 @@ Command add_bench(CLI::App& app, const Config& cfg) {
   pf->model = cfg.model;
   pf->threads = cfg.threads;
   auto* pipefusion = add_bench_pipefusion(sub, *pf);
-  return [a, l, cb, pf, model, lng, cache, pipefusion, &cfg] {
+  auto wb = std::make_shared<WorkersBenchArgs>();
+  wb->model = cfg.model;
+  auto* workers = add_bench_workers(sub, *wb);
+  auto co = std::make_shared<CoordinatorBenchArgs>();
+  co->model = cfg.model;
+  auto* coordinator = add_bench_coordinator(sub, *co);
+  return [a, l, cb, pf, wb, co, model, lng, cache, pipefusion, workers, coordinator, &cfg] {
     if (cache->parsed()) return run_bench_cache(*cb, cfg);
+    if (workers->parsed()) return run_bench_workers(*wb, cfg);
+    if (coordinator->parsed()) return run_bench_coordinator(*co, cfg);
     if (pipefusion->parsed()) return run_bench_pipefusion(*pf, cfg);
     return model->parsed() ? run_bench_model(*a) : run_bench_long(*l, cfg);
   };

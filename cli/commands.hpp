@@ -20,6 +20,7 @@ Command add_world(CLI::App& app, const Config& cfg);
 Command add_train(CLI::App& app, const Config& cfg);
 Command add_eval(CLI::App& app, const Config& cfg);
 Command add_warm(CLI::App& app, const Config& cfg);
+Command add_node(CLI::App& app, const Config& cfg);
 
 // Exit codes: 0 success, 1 a failure while running, 2 bad input (usage, arguments, unreadable
 // or invalid files).

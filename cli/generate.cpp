@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "cli/cache_run.hpp"
+#include "cli/cluster_run.hpp"
 #include "cli/commands.hpp"
 #include "cli/fifo_job.hpp"
 #include "cli/frames.hpp"
@@ -55,6 +56,7 @@ struct GenerateArgs {
   CacheArgs cache;                // standard: the approximate cache (cache.path "" = none)
   bool no_cache = false;          // ignore the cache even when one is configured
   bool cache_given = false;       // --cache was on the command line
+  ClusterArgs cluster;            // --workers, --nodes ...: the job goes through the coordinator
 };
 
 Error usage(const std::string& message) { return make_error(Errc::invalid_argument, message); }
@@ -314,6 +316,35 @@ Expected<GenerateArgs> resume_args(const GenerateArgs& a, const Config& cfg) {
   return b;
 }
 
+// The job the coordinator runs for these arguments (settings resolved by make_plan).
+actors::JobSpec job_spec(const GenerateArgs& a, const Plan& p) {
+  actors::JobSpec s;
+  s.prompt = a.prompt;
+  s.model = a.model;
+  s.mode = *actors::parse_job_mode(a.mode);  // CLI11 admits only the three modes
+  s.frames = p.frames;
+  s.width = p.width;
+  s.height = p.height;
+  s.steps = p.steps;
+  s.guidance = p.guidance;
+  s.shift = p.shift;
+  s.solver = models::solver_kind_name(p.solver);
+  s.seed = a.seed;
+  s.fps = p.fps;
+  s.crf = a.crf;
+  s.upscale = a.upscale;
+  s.upscale_filter = a.upscale_filter;
+  s.out = a.out;
+  s.sheet = a.sheet;
+  s.partitions = a.partitions;
+  s.lookahead = a.lookahead;
+  s.clips = a.clips;
+  s.context_frames = a.context_frames;
+  s.global_frames = a.global_frames;
+  s.cfg_parallel = a.cluster.cfg_parallel;
+  return s;
+}
+
 int run_generate(const GenerateArgs& given, const Config& cfg) {
   const auto t0 = std::chrono::steady_clock::now();
   GenerateArgs a = given;
@@ -327,6 +358,16 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
   if (a.cache_given && a.mode != "standard") return report(usage("--cache works with --mode standard only"));
   if (a.checkpoint_every < 0) return report(usage("--checkpoint-every must be >= 0"));
   if (a.checkpoint_every > 0 && a.job_dir.empty()) return report(usage("--checkpoint-every needs --job-dir"));
+  const bool on_cluster = cluster_requested(a.cluster);
+  if (on_cluster) {
+    if (auto st = check_cluster_args(a.cluster, a.mode); !st) return report(st.error());
+    if (a.cache_given) return report(usage("--cache does not work with --workers, --nodes or --cfg-parallel yet"));
+    if (resuming || !a.job_dir.empty())
+      return report(usage("--job-dir and --resume do not work with --workers, --nodes or --cfg-parallel; use --jobs"));
+    if (!a.cache.path.empty() && !a.no_cache)
+      std::fprintf(stderr, "reel: note: the configured cache %s is not used with --workers or --nodes yet\n",
+                   a.cache.path.c_str());
+  }
   std::string prompt = a.prompt;
   if (prompt.find_first_not_of(" \t\n\r") == std::string::npos) return report(usage("the prompt is empty"));
   if (a.upscale < 1 || a.upscale > 16) return report(usage("--upscale must be 1 to 16"));
@@ -352,6 +393,9 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
 
   auto text = model->text_encoder->encode({prompt});  // [1, L, D]
   if (!text) return report(text.error());
+  // Through the coordinator too, the prompt is encoded here first: unknown words are bad input
+  // (exit 2) found before a job is submitted, not a failed job.
+  if (on_cluster) return run_on_cluster(a.cluster, job_spec(a, *plan), a.threads, a.quiet, model->name, cfg);
   pipeline::Conditioning cond{*text, {}};
   if (plan->guidance != 1.0) cond.negative = torch::zeros_like(*text);  // unconditional: empty text
 
@@ -531,6 +575,7 @@ Command add_generate(CLI::App& app, const Config& cfg) {
                          ->envname("REEL_CACHE");
   sub->add_flag("--no-cache", a->no_cache, "standard: do not use the cache, even when one is configured");
   add_cache_options(sub, a->cache);
+  add_cluster_options(sub, a->cluster);
   return [a, model_opt, cache_opt, &cfg] {
     a->model_given = model_opt->count() > 0;
     a->cache_given = cache_opt->count() > 0;

@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   add(add_train);
   add(add_eval);
   add(add_warm);
+  add(add_node);
 
   try {
     app.parse(argc, argv);

@@ -4,15 +4,23 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <span>
 #include <sstream>
+#include <thread>
 #include <vector>
 
+#include <caf/all.hpp>
+
+#include "actors/pipefusion_actors.hpp"
+#include "actors/stage.hpp"
 #include "cli/commands.hpp"
 #include "models/shapes/grammar.hpp"
 #include "models/shapes/score.hpp"
@@ -31,6 +39,13 @@ using Clock = std::chrono::steady_clock;
 Error usage(const std::string& message) { return make_error(Errc::invalid_argument, message); }
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// CPU time of the calling thread: beside wall time, how much of a core it was given.
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 
 Expected<std::vector<int>> parse_ints(const std::string& list, const std::string& flag, int min) {
   std::vector<int> out;
@@ -61,6 +76,32 @@ double sgemm_gflops() {
     best = std::max(best, 2.0 * n * n * n / seconds_since(t0) / 1e9);
   }
   return best;
+}
+
+// sgemm GFLOP/s of `threads` threads at once, each with one LibTorch thread and its own
+// matrices, summed: what this machine gives concurrent single-thread stages right now (other
+// work on it included). Each thread times a fixed number of products, so they overlap.
+double concurrent_sgemm_gflops(int threads) {
+  std::vector<double> rates(static_cast<size_t>(threads), 0.0);
+  std::vector<std::thread> running;
+  for (int i = 0; i < threads; ++i) {
+    running.emplace_back([&rates, i] {
+      at::set_num_threads(1);
+      torch::NoGradGuard no_grad;
+      constexpr int64_t n = 1024;
+      constexpr int reps = 8;
+      auto a = torch::randn({n, n});
+      auto b = torch::randn({n, n});
+      auto c = torch::mm(a, b);
+      const auto t0 = Clock::now();
+      for (int r = 0; r < reps; ++r) c = torch::mm(a, b);
+      rates[static_cast<size_t>(i)] = 2.0 * n * n * n * reps / seconds_since(t0) / 1e9;
+    });
+  }
+  for (auto& t : running) t.join();
+  double total = 0;
+  for (double r : rates) total += r;
+  return total;
 }
 
 // What the table is measured on: a DiT, its prediction, conditioning and latent shape.
@@ -253,6 +294,218 @@ Status write_json(const std::string& path, const nlohmann::json& j) {
   return {};
 }
 
+// --actors: (a) sequential sampling on one thread, (c) the one-thread simulation of the plan,
+// (b) the plan on N stage actors of one thread each, all in this run; see the header.
+int run_actors_bench(const PipeFusionBenchArgs& a, Subject& s, const pipeline::PipeFusionPlan& plan) {
+  // Every computation here runs on one LibTorch thread: the stages set theirs, this sets ours.
+  at::set_num_threads(1);
+  const auto& dc = s.model.dit->config();
+  const int n = plan.stages, m = plan.patches;
+  const int steps = s.options.steps;
+  const int warmup = std::min(plan.warmup_steps, steps);
+  const int steady = steps - warmup;
+  const int64_t tokens = (s.shape[2] / dc.patch[0]) * (s.shape[3] / dc.patch[1]) * (s.shape[4] / dc.patch[2]);
+  std::printf("PipeFusion on stage actors, %s: %lld frames %lldx%lld (%lld tokens, D=%lld, %lld blocks)\n",
+              s.name.c_str(), static_cast<long long>(s.shape[2]), static_cast<long long>(s.shape[3]),
+              static_cast<long long>(s.shape[4]), static_cast<long long>(tokens), static_cast<long long>(dc.dim),
+              static_cast<long long>(dc.num_layers));
+  std::printf("N=%d stages x 1 thread, M=%d patches (%s), W=%d, %d %s steps (S=%d steady), guidance %g\n", n, m,
+              pipeline::patch_split_name(plan.split), warmup, steps, models::solver_kind_name(s.options.solver),
+              steady, s.options.guidance);
+  std::fflush(stdout);
+
+  const double sgemm1 = sgemm_gflops();
+  const double sgemm_n = concurrent_sgemm_gflops(n);
+  std::printf("ceiling: sgemm %.1f GFLOP/s on 1 thread; %d threads at once %.1f GFLOP/s (%.2fx one thread)\n",
+              sgemm1, n, sgemm_n, sgemm_n / sgemm1);
+  std::fflush(stdout);
+
+  caf::actor_system_config cfg;
+  actors::configure(cfg);
+  caf::actor_system system{cfg};
+  std::vector<actors::stage_actor> stages;
+  for (int i = 0; i < n; ++i) stages.push_back(actors::spawn_stage(system, s.model.dit, s.model.prediction, 1));
+  struct StopStages {
+    std::vector<actors::stage_actor>& stages;
+    ~StopStages() {
+      for (auto& st : stages) caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+    }
+  } stop_stages{stages};
+
+  // Each path first runs one untimed step (allocations, first-call costs), as a server's warm
+  // stages would have done; the stages' warm step goes through the patches, not a synchronous step.
+  auto one_step = s.options;
+  one_step.steps = 1;
+  pipeline::DiTDenoiser denoiser(s.model.dit, s.model.prediction);
+  if (auto warm = pipeline::sample(denoiser, s.cond, s.shape, one_step); !warm) return report(warm.error());
+  auto warm_plan = plan;
+  warm_plan.warmup_steps = 0;
+  if (auto warm = actors::sample_pipefusion_actors(system, stages, s.model.prediction, s.cond, s.shape, one_step,
+                                                   warm_plan);
+      !warm) {
+    return report(warm.error());
+  }
+
+  // (a) and (b) alternate, so that both see the machine as it is; with --repeats the fastest of
+  // each counts (other work on a shared machine only ever slows a run down).
+  std::optional<pipeline::SampleResult> seq, pf;
+  double seq_cpu = 0;
+  pipeline::PipeFusionStats st;
+  actors::PipeFusionTiming timing;
+  std::vector<double> seq_times, pf_times;
+  for (int r = 0; r < a.repeats; ++r) {
+    const double cpu0 = thread_cpu_seconds();
+    auto seq_r = pipeline::sample(denoiser, s.cond, s.shape, s.options);  // (a)
+    if (!seq_r) return report(seq_r.error());
+    const double cpu = thread_cpu_seconds() - cpu0;
+    seq_times.push_back(seq_r->stats.seconds);
+    if (!seq || seq_r->stats.seconds < seq->stats.seconds) {
+      seq = std::move(*seq_r);
+      seq_cpu = cpu;
+    }
+    pipeline::PipeFusionStats st_r;
+    actors::PipeFusionTiming timing_r;
+    actors::PipeFusionActorOptions run;
+    run.timing = &timing_r;
+    auto pf_r = actors::sample_pipefusion_actors(system, stages, s.model.prediction, s.cond, s.shape, s.options,
+                                                 plan, &st_r, run);  // (b)
+    if (!pf_r) return report(pf_r.error());
+    pf_times.push_back(pf_r->stats.seconds);
+    if (!pf || pf_r->stats.seconds < pf->stats.seconds) {
+      pf = std::move(*pf_r);
+      st = std::move(st_r);
+      timing = std::move(timing_r);
+    }
+    if (a.repeats > 1) {
+      std::printf("repeat %d: (a) %.2f s, (b) %.2f s\n", r + 1, seq_times.back(), pf_times.back());
+      std::fflush(stdout);
+    }
+  }
+  // The machine is shared: measure what N threads at once get again, now that (b) is done.
+  const double sgemm_n_after = concurrent_sgemm_gflops(n);
+
+  pipeline::PipeFusionStats sim_stats;
+  auto sim = pipeline::sample_pipefusion(s.model.dit, s.model.prediction, s.cond, s.shape, s.options, plan,
+                                         &sim_stats);  // (c)
+  if (!sim) return report(sim.error());
+
+  const double t_seq = seq->stats.seconds, t_sim = sim->stats.seconds, t_pf = pf->stats.seconds;
+  const double speedup = t_seq / t_pf;
+  const double efficiency = static_cast<double>(steady) * m / (static_cast<double>(steady) * m + n - 1);
+  // Sequential steps cost T each; a synchronous step still costs T, the steady part at best
+  // (S*M + N - 1) patch-stage slots of T / (N*M).
+  const double bound = static_cast<double>(steps) /
+                       (warmup + (static_cast<double>(steady) * m + n - 1) / (static_cast<double>(n) * m));
+  const double error = relative_l2(pf->latent, seq->latent);
+  const bool exact = torch::equal(pf->latent, sim->latent);
+
+  std::printf("ceiling after (b): %d threads at once %.1f GFLOP/s (%.2fx one thread)\n", n, sgemm_n_after,
+              sgemm_n_after / sgemm1);
+  std::printf("\n%-34s %9s %9s\n", "", "s total", "s/step");
+  std::printf("%-34s %9.2f %9.3f   (its thread got %.0f%% of a core)\n", "(a) sequential, 1 thread", t_seq,
+              t_seq / steps, 100.0 * seq_cpu / t_seq);
+  std::printf("%-34s %9.2f %9.3f\n", "(c) simulation, 1 thread", t_sim, t_sim / steps);
+  std::printf("%-34s %9.2f %9.3f\n", ("(b) " + std::to_string(n) + " stage actors x 1 thread").c_str(), t_pf,
+              t_pf / steps);
+  std::printf("speedup (a)/(b): %.2fx   (c)/(b): %.2fx   work (c)/(a): %.3f\n", speedup, t_sim / t_pf, t_sim / t_seq);
+  std::printf("pipeline bound S*M/(S*M+N-1) = %.3f (steady-state speedup <= %.2fx); with W=%d synchronous: <= %.2fx\n",
+              efficiency, n * efficiency, warmup, bound);
+  std::printf("relative L2 (b) vs (a): %.3e; (b) equals (c) bit for bit: %s\n", error, exact ? "yes" : "NO");
+
+  // compute and wire are wall times inside a stage's handlers; cpu is its thread's CPU time
+  // there (less when other work on the machine took the core); idle = ring - compute - wire.
+  std::printf("\n%5s %8s %10s %10s %10s %10s %10s %6s %14s\n", "stage", "blocks", "compute s", "cpu s", "wire s",
+              "idle s", "span s", "runs", "MB sent/step");
+  nlohmann::json per_stage = nlohmann::json::array();
+  double busiest = 0;
+  for (size_t i = 0; i < timing.reports.size(); ++i) {
+    const auto& r = timing.reports[i];
+    const auto& info = timing.stages[i];
+    const double idle = timing.ring_seconds - r.compute_seconds - r.wire_seconds;
+    double sent = 0;
+    for (int64_t b : timing.wire_bytes[i]) sent += static_cast<double>(b);
+    sent /= steps;
+    busiest = std::max(busiest, r.compute_seconds + r.wire_seconds);
+    std::printf("%5zu %3lld..%-3lld %10.2f %10.2f %10.3f %10.2f %10.2f %6lld %14.2f\n", i,
+                static_cast<long long>(info.first_block), static_cast<long long>(info.last_block),
+                r.compute_seconds, r.cpu_seconds, r.wire_seconds, idle, r.span_seconds, static_cast<long long>(r.runs),
+                sent / 1e6);
+    per_stage.push_back({{"stage", i},
+                         {"blocks", {info.first_block, info.last_block}},
+                         {"compute_seconds", r.compute_seconds},
+                         {"cpu_seconds", r.cpu_seconds},
+                         {"wire_seconds", r.wire_seconds},
+                         {"idle_seconds", idle},
+                         {"span_seconds", r.span_seconds},
+                         {"runs", r.runs},
+                         {"wire_bytes_per_step", timing.wire_bytes[i]},
+                         {"payload_bytes_per_step", r.payload_bytes}});
+  }
+  std::printf("ring %.2f s (set-up %.3f s); busiest stage %.2f s = %.0f%% of the ring; (c) / N = %.2f s\n",
+              timing.ring_seconds, timing.setup_seconds, busiest, 100.0 * busiest / timing.ring_seconds, t_sim / n);
+  // Cores the machine gave each run: CPU time of its computing threads over its wall time. On
+  // a shared machine this, not the pipeline, is what limits (b) when it stays near 1.
+  double stage_cpu = 0;
+  for (const auto& r : timing.reports) stage_cpu += r.cpu_seconds;
+  const double cores_seq = seq_cpu / t_seq, cores_pf = stage_cpu / timing.ring_seconds;
+  std::printf("cores given: (a) %.2f, (b) %.2f of %d; CPU seconds (b)/(a) %.3f\n", cores_seq, cores_pf, n,
+              stage_cpu / seq_cpu);
+  double measured = 0;
+  for (int b = 0; b + 1 < st.stages; ++b) measured += st.boundary_bytes_per_step(b);
+  if (st.stages > 1) measured /= st.stages - 1;
+  std::printf("bytes per step per boundary: measured %.0f, analytic %lld\n", measured,
+              static_cast<long long>(st.analytic_step_bytes));
+
+  nlohmann::json out{{"benchmark", "pipefusion_actors"},
+                     {"model", s.name},
+                     {"shape", s.shape},
+                     {"tokens", tokens},
+                     {"dim", dc.dim},
+                     {"blocks", dc.num_layers},
+                     {"stages", n},
+                     {"patches", m},
+                     {"split", pipeline::patch_split_name(plan.split)},
+                     {"warmup_steps", warmup},
+                     {"steps", steps},
+                     {"steady_steps", steady},
+                     {"solver", models::solver_kind_name(s.options.solver)},
+                     {"guidance", s.options.guidance},
+                     {"seed", a.seed},
+                     {"threads_per_stage", 1},
+                     {"sgemm_gflops_1_thread", sgemm1},
+                     {"sgemm_gflops_concurrent", sgemm_n},
+                     {"sgemm_gflops_concurrent_after", sgemm_n_after},
+                     {"repeats", a.repeats},
+                     {"sequential_seconds_each", seq_times},
+                     {"actors_seconds_each", pf_times},
+                     {"sequential_seconds", t_seq},
+                     {"sequential_seconds_per_step", t_seq / steps},
+                     {"sequential_cpu_seconds", seq_cpu},
+                     {"simulation_seconds", t_sim},
+                     {"actors_seconds", t_pf},
+                     {"actors_seconds_per_step", t_pf / steps},
+                     {"speedup", speedup},
+                     {"pipeline_efficiency_bound", efficiency},
+                     {"speedup_bound", bound},
+                     {"relative_l2_vs_sequential", error},
+                     {"equals_simulation", exact},
+                     {"ring_seconds", timing.ring_seconds},
+                     {"cores_given_sequential", cores_seq},
+                     {"cores_given_actors", cores_pf},
+                     {"cpu_seconds_actors_over_sequential", stage_cpu / seq_cpu},
+                     {"setup_seconds", timing.setup_seconds},
+                     {"bytes_per_step_per_boundary", measured},
+                     {"analytic_bytes_per_step_per_boundary", st.analytic_step_bytes},
+                     {"per_stage", per_stage}};
+  const std::string json = a.json.value_or("out/bench_pipefusion_actors.json");
+  if (!json.empty()) {
+    if (auto w = write_json(json, out); !w) return report(w.error());
+    std::printf("wrote %s\n", json.c_str());
+  }
+  return kExitOk;
+}
+
+
 }  // namespace
 
 CLI::App* add_bench_pipefusion(CLI::App* bench, PipeFusionBenchArgs& a) {
@@ -265,26 +518,33 @@ CLI::App* add_bench_pipefusion(CLI::App* bench, PipeFusionBenchArgs& a) {
   sub->add_option("--height", a.height, "random-weight DiT: pixels; default 32");
   sub->add_option("--width", a.width, "random-weight DiT: pixels; default 32");
   sub->add_option("--stages", a.stages, "pipeline stages N")->capture_default_str();
-  sub->add_option("--warmups", a.warmups, "comma-separated warm-up steps W")->capture_default_str();
-  sub->add_option("--patches", a.patches, "comma-separated patch counts M")->capture_default_str();
+  sub->add_option("--warmups", a.warmups, "comma-separated warm-up steps W; default 0,1,2 (--actors: 1)");
+  sub->add_option("--patches", a.patches, "comma-separated patch counts M; default 2,4,8 (--actors: 4)");
   sub->add_option("--split", a.split, "patches of whole frames or of rows: frames, rows")->capture_default_str();
   sub->add_option("--steps,-s", a.steps, "solver steps; default: the model's (random: 8)");
   sub->add_option("--guidance,-g", a.guidance, "guidance scale; default: the model's (random: 4)");
   sub->add_option("--seed", a.seed, "noise seed")->capture_default_str();
+  sub->add_flag("--actors", a.actors,
+               "measure speed: sequential on one thread vs N stage actors of one thread each (first W, M)");
+  sub->add_option("--repeats", a.repeats,
+                  "with --actors: (a) and (b) alternate this many times, the fastest of each counts")
+      ->capture_default_str();
   sub->add_flag("--adherence", a.adherence, "also score sequential vs W=1 M=4 videos against their prompts");
   sub->add_option("--prompts,-n", a.prompts, "prompts for --adherence")->capture_default_str();
   sub->add_option("--prompt-seed", a.prompt_seed, "scene i of --adherence is drawn from this + i")
       ->capture_default_str();
   sub->add_option("--batch", a.batch, "videos per sampler call in --adherence")->capture_default_str();
-  sub->add_option("--json", a.json, "where to write the JSON ('' = nowhere)")->capture_default_str();
+  sub->add_option("--json", a.json,
+                  "where to write the JSON ('' = nowhere); default out/bench_pipefusion.json "
+                  "(--actors: out/bench_pipefusion_actors.json)");
   sub->add_option("--threads,-t", a.threads, "compute threads (0 = all cores)")->capture_default_str();
   return sub;
 }
 
 int run_bench_pipefusion(const PipeFusionBenchArgs& a, const Config& cfg) {
-  auto warmups = parse_ints(a.warmups, "--warmups", 0);
+  auto warmups = parse_ints(a.warmups.empty() ? (a.actors ? "1" : "0,1,2") : a.warmups, "--warmups", 0);
   if (!warmups) return report(warmups.error());
-  auto patch_counts = parse_ints(a.patches, "--patches", 1);
+  auto patch_counts = parse_ints(a.patches.empty() ? (a.actors ? "4" : "2,4,8") : a.patches, "--patches", 1);
   if (!patch_counts) return report(patch_counts.error());
   auto split = pipeline::parse_patch_split(a.split);
   if (!split) return report(split.error());
@@ -295,6 +555,8 @@ int run_bench_pipefusion(const PipeFusionBenchArgs& a, const Config& cfg) {
 
   const bool random = !a.preset.empty() || a.dim || a.blocks || a.height || a.width;
   if (random && a.adherence) return report(usage("--adherence needs a zoo model, not a random-weight DiT"));
+  if (a.actors && a.adherence) return report(usage("--actors and --adherence are separate runs"));
+  if (a.repeats < 1) return report(usage("--repeats must be positive"));
   auto subject = random ? random_subject(a) : zoo_subject(a, cfg);
   if (!subject) return report(subject.error());
   Subject& s = *subject;
@@ -304,6 +566,12 @@ int run_bench_pipefusion(const PipeFusionBenchArgs& a, const Config& cfg) {
   pipeline::PipeFusionPlan plan;
   plan.stages = a.stages;
   plan.split = *split;
+  if (a.actors) {
+    plan.warmup_steps = warmups->front();
+    plan.patches = patch_counts->front();
+    if (auto st = pipeline::validate_plan(plan, dc, s.shape); !st) return report(st.error());
+    return run_actors_bench(a, s, plan);
+  }
 
   const double sgemm = sgemm_gflops();
   pipeline::DiTDenoiser denoiser(s.model.dit, s.model.prediction);
@@ -383,9 +651,10 @@ int run_bench_pipefusion(const PipeFusionBenchArgs& a, const Config& cfg) {
     if (!adh) return report(adh.error());
     out["adherence"] = *adh;
   }
-  if (!a.json.empty()) {
-    if (auto st = write_json(a.json, out); !st) return report(st.error());
-    std::printf("wrote %s\n", a.json.c_str());
+  const std::string json = a.json.value_or("out/bench_pipefusion.json");
+  if (!json.empty()) {
+    if (auto st = write_json(json, out); !st) return report(st.error());
+    std::printf("wrote %s\n", json.c_str());
   }
   return kExitOk;
 }
