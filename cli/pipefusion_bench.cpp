@@ -443,12 +443,13 @@ int run_actors_bench(const PipeFusionBenchArgs& a, Subject& s, const pipeline::P
   }
   std::printf("ring %.2f s (set-up %.3f s); busiest stage %.2f s = %.0f%% of the ring; (c) / N = %.2f s\n",
               timing.ring_seconds, timing.setup_seconds, busiest, 100.0 * busiest / timing.ring_seconds, t_sim / n);
-  // Cores the machine gave each run: CPU time of its computing threads over its wall time. On
-  // a shared machine this, not the pipeline, is what limits (b) when it stays near 1.
+  // Cores each run used: CPU time of its computing threads over its wall time. Below the thread
+  // count when the machine gave a thread's core to other work (then compute s > cpu s above)
+  // or when a stage waited (idle s: the pipeline's bubbles).
   double stage_cpu = 0;
   for (const auto& r : timing.reports) stage_cpu += r.cpu_seconds;
   const double cores_seq = seq_cpu / t_seq, cores_pf = stage_cpu / timing.ring_seconds;
-  std::printf("cores given: (a) %.2f, (b) %.2f of %d; CPU seconds (b)/(a) %.3f\n", cores_seq, cores_pf, n,
+  std::printf("cores used: (a) %.2f, (b) %.2f of %d; CPU seconds (b)/(a) %.3f\n", cores_seq, cores_pf, n,
               stage_cpu / seq_cpu);
   double measured = 0;
   for (int b = 0; b + 1 < st.stages; ++b) measured += st.boundary_bytes_per_step(b);
@@ -490,8 +491,8 @@ int run_actors_bench(const PipeFusionBenchArgs& a, Subject& s, const pipeline::P
                      {"relative_l2_vs_sequential", error},
                      {"equals_simulation", exact},
                      {"ring_seconds", timing.ring_seconds},
-                     {"cores_given_sequential", cores_seq},
-                     {"cores_given_actors", cores_pf},
+                     {"cores_used_sequential", cores_seq},
+                     {"cores_used_actors", cores_pf},
                      {"cpu_seconds_actors_over_sequential", stage_cpu / seq_cpu},
                      {"setup_seconds", timing.setup_seconds},
                      {"bytes_per_step_per_boundary", measured},
