@@ -36,7 +36,6 @@ void add_cluster_options(CLI::App* generate, ClusterArgs& args) {
                        "default: a temporary one");
 }
 
-void use_quiet_scheduler(caf::actor_system_config& cfg) { cfg.set("scheduler.policy", caf::atom("sharing")); }
 
 bool cluster_requested(const ClusterArgs& args) { return args.workers != 0 || !args.nodes.empty() || args.cfg_parallel; }
 
@@ -178,8 +177,6 @@ int run_on_cluster(const ClusterArgs& args, const actors::JobSpec& spec, int thr
   if (dir.path().empty()) return report(make_error(Errc::io_error, "cannot create a temporary job store folder"));
   caf::actor_system_config sys_cfg;
   actors::configure(sys_cfg);
-  actors::add_job_types(sys_cfg);
-  use_quiet_scheduler(sys_cfg);
   caf::actor_system system{sys_cfg};
 
   auto pool = gather_workers(system, args, threads, cfg);

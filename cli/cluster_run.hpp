@@ -43,12 +43,6 @@ void add_cluster_options(CLI::App* generate, ClusterArgs& args);
 // --cfg-parallel outside standard mode.
 [[nodiscard]] Status check_cluster_args(const ClusterArgs& args, const std::string& mode);
 
-// Makes the actor system's scheduler threads sleep when they have nothing to do. CAF's default
-// (work stealing) keeps its threads polling for a while after every message and every 10 ms
-// when idle; on a small machine that polling takes CPU from the model calls, which run on
-// threads of their own (detached workers, the job runner) and need every core. The scheduler
-// here only routes small messages, so a shared queue with blocking threads costs nothing.
-void use_quiet_scheduler(caf::actor_system_config& cfg);
 
 // Runs `spec` (settings already resolved and checked) through a coordinator on the workers
 // `args` asks for, with generate's progress bar and summary line; `threads` is --threads (0 =

@@ -217,8 +217,6 @@ int run_bench_coordinator(const CoordinatorBenchArgs& a, const Config& cfg) {
   torch::Tensor latest;
   caf::actor_system_config sys_cfg;
   actors::configure(sys_cfg);
-  actors::add_job_types(sys_cfg);
-  use_quiet_scheduler(sys_cfg);
   caf::actor_system system{sys_cfg};
   auto node = actors::spawn_node(system, cfg.zoo);
   auto workers = actors::request_workers(system, node, "local", 1);

@@ -50,7 +50,6 @@ class CoordinatorTest : public ::testing::Test {
  protected:
   CoordinatorTest() {
     configure(cfg_);
-    add_job_types(cfg_);
     sys_ = std::make_unique<caf::actor_system>(cfg_);
   }
   ~CoordinatorTest() override { sys_.reset(); }  // every actor stopped before the folder goes

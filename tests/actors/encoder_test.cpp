@@ -21,7 +21,6 @@ class EncoderTest : public ::testing::Test {
  protected:
   EncoderTest() {
     configure(cfg_);
-    add_job_types(cfg_);
     sys_ = std::make_unique<caf::actor_system>(cfg_);
   }
   void SetUp() override {

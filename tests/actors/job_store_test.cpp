@@ -205,7 +205,6 @@ TEST_F(JobStoreTest, PutOfAnUnknownJobIsNotFound) {
 TEST_F(JobStoreTest, ActorCreatesGetsAndListsThroughMessages) {
   caf::actor_system_config cfg;
   configure(cfg);
-  add_job_types(cfg);
   caf::actor_system sys{cfg};
   auto store = spawn_job_store(sys, dir_.string());
   ASSERT_TRUE(store.ok()) << store.error().message;
