@@ -1,5 +1,7 @@
 #include "bench/model_bench.hpp"
 
+#include "bench/ceiling.hpp"
+
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -24,20 +26,6 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-double measure_sgemm() {
-  constexpr int64_t n = 1024;
-  auto a = torch::randn({n, n});
-  auto b = torch::randn({n, n});
-  auto c = torch::mm(a, b);  // warm-up
-  double best = 0;
-  for (int i = 0; i < 5; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    c = torch::mm(a, b);
-    best = std::max(best, 2.0 * n * n * n / seconds_since(t0) / 1e9);
-  }
-  return best;
-}
-
 struct BenchConfig {
   std::string name;
   models::DiTConfig cfg;
@@ -60,7 +48,7 @@ ModelBenchResult run_model_bench(int repeats) {
   torch::NoGradGuard no_grad;
   ModelBenchResult result;
   result.threads = at::get_num_threads();
-  result.sgemm_gflops = measure_sgemm();
+  result.sgemm_gflops = sgemm_gflops(1024, 5);
   for (const auto& bc : configs()) {
     torch::manual_seed(0);
     models::VideoDiT model(bc.cfg);

@@ -20,6 +20,7 @@
 #include "actors/coordinator.hpp"
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
+#include "bench/ceiling.hpp"
 #include "cli/cluster_run.hpp"
 #include "cli/commands.hpp"
 #include "cli/frames.hpp"
@@ -51,22 +52,6 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// This machine's float32 matrix-product rate with the bench's threads: the ceiling that the
-// model calls of both paths share.
-double sgemm_gflops() {
-  torch::NoGradGuard no_grad;
-  const int64_t n = 512;
-  auto a = torch::randn({n, n});
-  auto b = torch::randn({n, n});
-  double best = 1e30;
-  for (int i = 0; i < 6; ++i) {
-    const auto t0 = Clock::now();
-    auto c = torch::mm(a, b);
-    best = std::min(best, since(t0));
-  }
-  return 2.0 * n * n * n / best / 1e9;
 }
 
 struct Run {
@@ -264,7 +249,7 @@ int run_bench_coordinator(const CoordinatorBenchArgs& a, const Config& cfg) {
     a_cpu.push_back(c1 - c0);
     b_cpu.push_back(c2 - c1);
   }
-  const double gflops = sgemm_gflops();
+  const double gflops = bench::sgemm_gflops(512, 6);  // with the bench's threads
   const double ma = median(a_s), mb = median(b_s), msa = median(a_sample), msb = median(b_sample);
   const double overhead = 100.0 * (mb - ma) / ma;
   const double sample_overhead = 100.0 * (msb - msa) / msa;

@@ -21,6 +21,7 @@
 
 #include "actors/pipefusion_actors.hpp"
 #include "actors/stage.hpp"
+#include "bench/ceiling.hpp"
 #include "cli/commands.hpp"
 #include "models/shapes/grammar.hpp"
 #include "models/shapes/score.hpp"
@@ -60,48 +61,6 @@ Expected<std::vector<int>> parse_ints(const std::string& list, const std::string
   }
   if (out.empty()) return usage(flag + " is empty");
   return out;
-}
-
-// Best of a few 1024^3 float32 matrix products: the machine's ceiling, printed beside the run.
-double sgemm_gflops() {
-  torch::NoGradGuard no_grad;
-  constexpr int64_t n = 1024;
-  auto a = torch::randn({n, n});
-  auto b = torch::randn({n, n});
-  auto c = torch::mm(a, b);
-  double best = 0;
-  for (int i = 0; i < 3; ++i) {
-    const auto t0 = Clock::now();
-    c = torch::mm(a, b);
-    best = std::max(best, 2.0 * n * n * n / seconds_since(t0) / 1e9);
-  }
-  return best;
-}
-
-// sgemm GFLOP/s of `threads` threads at once, each with one LibTorch thread and its own
-// matrices, summed: what this machine gives concurrent single-thread stages right now (other
-// work on it included). Each thread times a fixed number of products, so they overlap.
-double concurrent_sgemm_gflops(int threads) {
-  std::vector<double> rates(static_cast<size_t>(threads), 0.0);
-  std::vector<std::thread> running;
-  for (int i = 0; i < threads; ++i) {
-    running.emplace_back([&rates, i] {
-      at::set_num_threads(1);
-      torch::NoGradGuard no_grad;
-      constexpr int64_t n = 1024;
-      constexpr int reps = 8;
-      auto a = torch::randn({n, n});
-      auto b = torch::randn({n, n});
-      auto c = torch::mm(a, b);
-      const auto t0 = Clock::now();
-      for (int r = 0; r < reps; ++r) c = torch::mm(a, b);
-      rates[static_cast<size_t>(i)] = 2.0 * n * n * n * reps / seconds_since(t0) / 1e9;
-    });
-  }
-  for (auto& t : running) t.join();
-  double total = 0;
-  for (double r : rates) total += r;
-  return total;
 }
 
 // What the table is measured on: a DiT, its prediction, conditioning and latent shape.
@@ -314,8 +273,8 @@ int run_actors_bench(const PipeFusionBenchArgs& a, Subject& s, const pipeline::P
               steady, s.options.guidance);
   std::fflush(stdout);
 
-  const double sgemm1 = sgemm_gflops();
-  const double sgemm_n = concurrent_sgemm_gflops(n);
+  const double sgemm1 = bench::sgemm_gflops(1024, 3);
+  const double sgemm_n = bench::concurrent_sgemm_gflops(n);
   std::printf("ceiling: sgemm %.1f GFLOP/s on 1 thread; %d threads at once %.1f GFLOP/s (%.2fx one thread)\n",
               sgemm1, n, sgemm_n, sgemm_n / sgemm1);
   std::fflush(stdout);
@@ -382,7 +341,7 @@ int run_actors_bench(const PipeFusionBenchArgs& a, Subject& s, const pipeline::P
     }
   }
   // The machine is shared: measure what N threads at once get again, now that (b) is done.
-  const double sgemm_n_after = concurrent_sgemm_gflops(n);
+  const double sgemm_n_after = bench::concurrent_sgemm_gflops(n);
 
   pipeline::PipeFusionStats sim_stats;
   auto sim = pipeline::sample_pipefusion(s.model.dit, s.model.prediction, s.cond, s.shape, s.options, plan,
@@ -574,7 +533,7 @@ int run_bench_pipefusion(const PipeFusionBenchArgs& a, const Config& cfg) {
     return run_actors_bench(a, s, plan);
   }
 
-  const double sgemm = sgemm_gflops();
+  const double sgemm = bench::sgemm_gflops(1024, 3);
   pipeline::DiTDenoiser denoiser(s.model.dit, s.model.prediction);
   auto seq = pipeline::sample(denoiser, s.cond, s.shape, s.options);
   if (!seq) return report(seq.error());

@@ -22,6 +22,7 @@
 #include "actors/node_process.hpp"
 #include "actors/wire.hpp"
 #include "actors/worker_pool.hpp"
+#include "bench/ceiling.hpp"
 #include "cli/commands.hpp"
 #include "models/zoo.hpp"
 
@@ -31,21 +32,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 Error usage(const std::string& m) { return make_error(Errc::invalid_argument, m); }
-
-double sgemm_gflops_one_thread() {
-  torch::NoGradGuard no_grad;
-  at::set_num_threads(1);
-  constexpr int64_t n = 512;
-  auto a = torch::randn({n, n});
-  auto b = torch::randn({n, n});
-  double best = 1e30;
-  for (int i = 0; i < 5; ++i) {
-    const auto t0 = Clock::now();
-    auto c = torch::mm(a, b);
-    best = std::min(best, since(t0));
-  }
-  return 2.0 * n * n * n / best / 1e9;
-}
 
 struct Setup {
   caf::actor_system& system;
@@ -317,10 +303,16 @@ int run_bench_workers(const WorkersBenchArgs& in, const Config& cfg) {
 
   nlohmann::json out{{"benchmark", "workers"}, {"model", model->name}, {"workers", a.workers},
                      {"cores", std::thread::hardware_concurrency()}};
-  const double sgemm = sgemm_gflops_one_thread();
+  at::set_num_threads(1);
+  const double sgemm = bench::sgemm_gflops(512, 5);
   out["sgemm_gflops_1thread"] = sgemm;
-  std::printf("reel bench workers: %s, K = %d workers of 1 thread; %u cores; sgemm 512^3 on 1 thread %.1f GFLOP/s\n",
-              model->name.c_str(), a.workers, std::thread::hardware_concurrency(), sgemm);
+  // What K one-thread workers can get from this machine right now: K threads multiplying at
+  // once against one. A speedup is read against this, not against K.
+  const double concurrent = bench::concurrent_sgemm_gflops(a.workers, 512) / bench::concurrent_sgemm_gflops(1, 512);
+  out["concurrency_ceiling"] = concurrent;
+  std::printf("reel bench workers: %s, K = %d workers of 1 thread; %u cores; sgemm 512^3 on 1 thread %.1f GFLOP/s; "
+              "%d threads at once %.2fx one\n",
+              model->name.c_str(), a.workers, std::thread::hardware_concurrency(), sgemm, a.workers, concurrent);
   std::printf("%-10s %10s %10s %9s  %s\n", "part", "1 worker", "K workers", "speedup", "result");
 
   auto row = [&](const char* name, const Expected<Timed>& one, const Expected<Timed>& many, bool exact) -> Status {
@@ -374,6 +366,8 @@ int run_bench_workers(const WorkersBenchArgs& in, const Config& cfg) {
     if (ec) return report(make_error(Errc::io_error, "cannot write '" + a.json + "'"));
     std::printf("wrote %s\n", a.json.c_str());
   }
+  const double after = bench::concurrent_sgemm_gflops(a.workers, 512) / bench::concurrent_sgemm_gflops(1, 512);
+  std::printf("%d threads at once after the runs: %.2fx one (before: %.2fx)\n", a.workers, after, concurrent);
   return kExitOk;
 }
 
