@@ -47,6 +47,12 @@ struct AnnIndex::Graph {
              static_cast<size_t>(options.ef_construction), static_cast<size_t>(options.seed)) {
     hnsw.setEf(static_cast<size_t>(options.ef_search));
   }
+  // Loads a graph saved by AnnIndex::save; throws (std::exception) when the file is unreadable
+  // or its sizes are inconsistent.
+  Graph(int dim, const std::string& path, const AnnOptions& options)
+      : space(static_cast<size_t>(dim)), hnsw(&space, path) {
+    hnsw.setEf(static_cast<size_t>(options.ef_search));
+  }
 
   hnswlib::InnerProductSpace space;  // must outlive hnsw, which points into it
   hnswlib::HierarchicalNSW<float> hnsw;
@@ -159,6 +165,60 @@ void AnnIndex::set_ef_search(int ef_search) {
   std::unique_lock lock(mutex_);
   options_.ef_search = std::max(ef_search, 1);
   graph_->hnsw.setEf(static_cast<size_t>(options_.ef_search));
+}
+
+std::vector<uint64_t> AnnIndex::ids() const {
+  std::shared_lock lock(mutex_);
+  std::vector<uint64_t> out(graph_->live.begin(), graph_->live.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Expected<std::vector<float>> AnnIndex::stored_vector(uint64_t id) const {
+  std::shared_lock lock(mutex_);
+  if (!graph_->live.contains(id)) return make_error(Errc::not_found, "ANN index: no id " + std::to_string(id));
+  try {
+    return graph_->hnsw.getDataByLabel<float>(static_cast<hnswlib::labeltype>(id));
+  } catch (const std::exception& e) {
+    return hnsw_error(e);
+  }
+}
+
+Status AnnIndex::save(const std::string& path) const {
+  std::shared_lock lock(mutex_);
+  try {
+    graph_->hnsw.saveIndex(path);  // hnswlib does not check its stream: the caller checksums
+  } catch (const std::exception& e) {
+    return make_error(Errc::io_error, "ANN index: cannot write " + path + ": " + e.what());
+  }
+  return {};
+}
+
+Expected<std::unique_ptr<AnnIndex>> AnnIndex::load(const std::string& path, int dim, AnnOptions options) {
+  auto index = std::make_unique<AnnIndex>(dim, options);
+  try {
+    auto graph = std::make_unique<Graph>(index->dim_, path, index->options_);
+    const auto& h = graph->hnsw;
+    // hnswlib takes the vector size from the space, the rest from the file: they must agree.
+    if (h.data_size_ != static_cast<size_t>(index->dim_) * sizeof(float) ||
+        h.size_data_per_element_ != h.size_links_level0_ + h.data_size_ + sizeof(hnswlib::labeltype) ||
+        h.cur_element_count > h.max_elements_ || h.label_lookup_.size() != h.cur_element_count) {
+      return make_error(Errc::corrupt_data, "ANN index: " + path + " does not hold a graph of " +
+                                                std::to_string(index->dim_) + "-d vectors");
+    }
+    for (const auto& [label, internal] : h.label_lookup_) {
+      if (internal >= h.cur_element_count) return make_error(Errc::corrupt_data, "ANN index: " + path + " is damaged");
+      if (h.isMarkedDeleted(internal)) {
+        graph->removed.insert(static_cast<uint64_t>(label));
+      } else {
+        graph->live.insert(static_cast<uint64_t>(label));
+      }
+    }
+    index->graph_ = std::move(graph);
+  } catch (const std::exception& e) {
+    return make_error(Errc::corrupt_data, "ANN index: cannot read " + path + ": " + e.what());
+  }
+  return index;
 }
 
 }  // namespace reel::cachestore

@@ -7,6 +7,7 @@
 #include <memory>
 #include <shared_mutex>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "base/expected.hpp"
@@ -75,6 +76,20 @@ class AnnIndex {
 
   // Changes ef_search for later searches (values below 1 are taken as 1).
   void set_ef_search(int ef_search);
+
+  // Live ids, ascending.
+  [[nodiscard]] std::vector<uint64_t> ids() const;
+  // The unit-length vector stored under a live id. not_found when it is not live.
+  [[nodiscard]] Expected<std::vector<float>> stored_vector(uint64_t id) const;
+
+  // Writes the graph (hnswlib's own format: vectors, links, labels, deleted marks) to `path`.
+  // Errors: io_error. Callers that persist it must check its bytes themselves (a checksum):
+  // load() trusts the file.
+  [[nodiscard]] Status save(const std::string& path) const;
+  // Reads what save() wrote, for vectors of `dim` values. Errors: corrupt_data when the file
+  // does not hold a graph of that dimension (hnswlib checks sizes, not contents), io_error.
+  [[nodiscard]] static Expected<std::unique_ptr<AnnIndex>> load(const std::string& path, int dim,
+                                                                AnnOptions options = {});
 
  private:
   struct Graph;

@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 #include <utility>
 
 #include "cachestore/ann_index.hpp"
+#include "cachestore/index_snapshot.hpp"
 #include "cachestore/prompt_parts.hpp"
 #include "codecs/tensor.hpp"
 
@@ -105,6 +108,11 @@ struct ApproxCache::State {
   std::map<std::pair<uint64_t, EntryKind>, std::unique_ptr<AnnIndex>> indexes;
   std::set<std::pair<uint64_t, std::string>> whole_prompts;
   CacheStats stats;
+  bool index_dirty = false;  // the indexes changed since they were loaded or saved
+
+  // Takes the indexes from a saved snapshot when it covers exactly the stored entries. Returns
+  // false, with `why` set, when the caller must rebuild; on false nothing here has changed.
+  bool load_indexes(const std::vector<EntryMeta>& metas, std::string& why);
 
   AnnIndex& index(uint64_t key_hash, EntryKind kind) {
     auto& slot = indexes[{key_hash, kind}];
@@ -117,6 +125,7 @@ struct ApproxCache::State {
     if (it == entries.end()) return;
     auto idx = indexes.find({it->second.key_hash, it->second.kind});
     if (idx != indexes.end()) idx->second->remove(id);
+    index_dirty = true;
     if (it->second.kind == EntryKind::whole) whole_prompts.erase({it->second.key_hash, it->second.prompt});
     entries.erase(it);
   }
@@ -135,6 +144,7 @@ struct ApproxCache::State {
 
   void add(uint64_t id, EntryInfo info, std::span<const float> vector) {
     if (!index(info.key_hash, info.kind).add(id, vector).ok()) return;
+    index_dirty = true;
     if (info.kind == EntryKind::whole) whole_prompts.insert({info.key_hash, info.prompt});
     entries[id] = std::move(info);
   }
@@ -162,7 +172,88 @@ struct ApproxCache::State {
 };
 
 ApproxCache::ApproxCache(std::unique_ptr<State> state) : state_(std::move(state)) {}
-ApproxCache::~ApproxCache() = default;
+ApproxCache::~ApproxCache() {
+  if (!state_ || !state_->options.persist_index) return;
+  bool dirty;
+  {
+    std::lock_guard lock(state_->mutex);
+    dirty = state_->index_dirty;
+  }
+  if (!dirty) return;
+  if (auto st = save_index(); !st.ok()) {
+    std::fprintf(stderr, "reel: warning: cache index not saved (the next open rebuilds it): %s\n",
+                 st.error().message.c_str());
+  }
+}
+
+Status ApproxCache::save_index() {
+  State& s = *state_;
+  std::lock_guard lock(s.mutex);
+  s.reconcile();
+  // The metadata now, under the lock that every change to the indexes holds: the snapshot covers
+  // exactly these entries. (Entries whose vector the index refused are in neither, as after a
+  // rebuild.)
+  const std::vector<EntryMeta> metas = s.store->entries();
+  detail::SnapshotCover cover{s.embedder->dim(), metas.size(), detail::entries_digest(metas)};
+  std::map<detail::IndexKey, const AnnIndex*> indexes;
+  for (const auto& [key, index] : s.indexes) indexes[key] = index.get();
+  REEL_RETURN_IF_ERROR(detail::save_snapshot(s.options.path, cover, indexes));
+  s.index_dirty = false;
+  return {};
+}
+
+bool ApproxCache::State::load_indexes(const std::vector<EntryMeta>& metas, std::string& why) {
+  State& s = *this;
+  detail::SnapshotCover expected{s.embedder->dim(), metas.size(), detail::entries_digest(metas)};
+  auto loaded = detail::load_snapshot(s.options.path, expected);
+  if (!loaded.ok()) {
+    why = loaded.error().message;
+    return false;
+  }
+  std::unordered_map<uint64_t, const EntryMeta*> by_id;
+  by_id.reserve(metas.size());
+  for (const auto& m : metas) by_id[m.id] = &m;
+  std::map<uint64_t, EntryInfo> entries;
+  std::set<std::pair<uint64_t, std::string>> whole_prompts;
+  std::vector<std::pair<uint64_t, const AnnIndex*>> sample;  // ids to check against the store
+  for (const auto& [key, index] : *loaded) {
+    const std::vector<uint64_t> ids = index->ids();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      auto it = by_id.find(ids[i]);
+      if (it == by_id.end() || it->second->key_hash != key.first || it->second->kind != key.second ||
+          entries.contains(ids[i])) {
+        why = "saved index holds entry " + std::to_string(ids[i]) + ", which the store does not (or elsewhere)";
+        return false;
+      }
+      const EntryMeta& m = *it->second;
+      entries[m.id] = EntryInfo{m.kind, m.key_hash, m.steps, m.prompt};
+      if (m.kind == EntryKind::whole) whole_prompts.insert({m.key_hash, m.prompt});
+      // A few vectors per index, spread over it, compared with the store's.
+      if (i % std::max<size_t>(1, ids.size() / 8) == 0) sample.emplace_back(ids[i], index.get());
+    }
+  }
+  for (const auto& [id, index] : sample) {
+    auto stored = s.store->vector(id);
+    auto indexed = index->stored_vector(id);
+    if (!stored.ok() || !indexed.ok() || stored->size() != indexed->size()) {
+      why = "entry " + std::to_string(id) + "'s vector cannot be checked";
+      return false;
+    }
+    double norm = 0;
+    for (float x : *stored) norm += double(x) * x;
+    const double scale = norm > 0 ? 1.0 / std::sqrt(norm) : 0.0;
+    for (size_t k = 0; k < stored->size(); ++k) {
+      if (std::abs((*stored)[k] * scale - (*indexed)[k]) > 1e-5) {
+        why = "saved index disagrees with the store's vector of entry " + std::to_string(id);
+        return false;
+      }
+    }
+  }
+  for (auto& [key, index] : *loaded) s.indexes[key] = std::move(index);
+  s.entries = std::move(entries);
+  s.whole_prompts = std::move(whole_prompts);
+  return true;
+}
 
 Expected<std::unique_ptr<ApproxCache>> ApproxCache::open(CacheOptions options, std::unique_ptr<Embedder> embedder) {
   if (options.path.empty()) return make_error(Errc::invalid_argument, "the cache needs a directory (cache.path)");
@@ -187,11 +278,27 @@ Expected<std::unique_ptr<ApproxCache>> ApproxCache::open(CacheOptions options, s
       return idf.error();
     }
   }
-  for (const auto& meta : state->store->entries()) {
-    auto vector = state->store->vector(meta.id);
-    if (!vector.ok()) continue;  // dropped by the store if it failed its check
-    state->add(meta.id, EntryInfo{meta.kind, meta.key_hash, meta.steps, meta.prompt}, *vector);
+  const std::vector<EntryMeta> metas = state->store->entries();
+  std::string why = "persist_index is off";
+  if (metas.empty()) {
+    state->stats.index_source = "empty";
+  } else if (state->options.persist_index && state->load_indexes(metas, why)) {
+    state->stats.index_source = "loaded";
+  } else {
+    // "No saved index" is the ordinary first open of an older cache: only a snapshot that was
+    // there and did not fit is worth a line.
+    if (state->options.persist_index && why != "no saved index") {
+      std::fprintf(stderr, "reel: cache index rebuilt: %s\n", why.c_str());
+    }
+    state->stats.index_source = "rebuilt: " + why;
+    for (const auto& meta : metas) {
+      auto vector = state->store->vector(meta.id);
+      if (!vector.ok()) continue;  // dropped by the store if it failed its check
+      state->add(meta.id, EntryInfo{meta.kind, meta.key_hash, meta.steps, meta.prompt}, *vector);
+    }
   }
+  // A fresh build differs from what is saved (or nothing is saved): save it at close.
+  state->index_dirty = state->stats.index_source != "loaded" && !metas.empty();
   return std::unique_ptr<ApproxCache>(new ApproxCache(std::move(state)));
 }
 

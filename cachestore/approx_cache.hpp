@@ -5,8 +5,8 @@
 //
 // Entries live in RocksDB (EntryStore), compressed by codecs (per-channel int8 + zstd by
 // default), under a byte budget kept by a replacement policy. Prompt vectors are searched in one
-// nearest-neighbour index per compatibility key and entry kind, rebuilt from the store at open,
-// so a hit can never cross keys (model, weights, schedule, size, frames, guidance, tenant, ...).
+// nearest-neighbour index per compatibility key and entry kind, saved at close and loaded at open
+// when it matches the store (rebuilt from the stored vectors otherwise), so a hit can never cross keys (model, weights, schedule, size, frames, guidance, tenant, ...).
 //
 // Thread-safety: lookup, insert, contains and stats may be called from any thread; one mutex
 // guards the indexes and the in-memory entry table.
@@ -42,6 +42,10 @@ struct CacheOptions {
   bool decoupled = true;  // also store and look up backgrounds and objects apart; default true
   bool compress = true;   // per-channel int8 + zstd; false stores exact float32; default true
   bool inserts = true;    // false: look up only; default true
+  // Save the nearest-neighbour indexes in the cache directory when the cache closes (and on
+  // save_index()), and load them at open instead of rebuilding them from the stored vectors when
+  // they match the store exactly; see index_snapshot.hpp. Default true.
+  bool persist_index = true;
 };
 
 enum class HitKind { whole, composed };
@@ -61,6 +65,9 @@ struct CacheStats {
   uint64_t steps_saved = 0;       // sum of the start steps of all hits
   uint64_t entries_inserted = 0;  // entries (whole, object, background) written since open
   uint64_t rescans = 0;           // full scans of the store's metadata (after evictions or drops)
+  // How open got its indexes: "loaded" (a saved snapshot), "empty" (no entries), or "rebuilt: "
+  // and why (no snapshot, a stale or damaged one, persist_index off).
+  std::string index_source;
   StoreStats store;
 };
 
@@ -102,6 +109,11 @@ class ApproxCache {
   [[nodiscard]] std::string embedder_id() const;
 
   [[nodiscard]] CacheStats stats() const;
+
+  // Saves the indexes now (the destructor does it too, when persist_index is on and anything
+  // changed since open). A crash after later inserts leaves a stale snapshot, which the next
+  // open detects and rebuilds from. Errors: io_error.
+  [[nodiscard]] Status save_index();
 
  private:
   struct State;
