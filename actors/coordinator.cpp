@@ -13,11 +13,15 @@
 #include <caf/all.hpp>
 #include <torch/torch.h>
 
+#include "actors/cache_job.hpp"
+#include "actors/node.hpp"
+#include "actors/pipefusion_actors.hpp"
 #include "actors/worker.hpp"
 #include "models/zoo.hpp"
 #include "pipeline/clips.hpp"
 #include "pipeline/fifo.hpp"
 #include "pipeline/guidance.hpp"
+#include "pipeline/pipefusion.hpp"
 #include "pipeline/sampler.hpp"
 
 namespace reel::actors {
@@ -133,6 +137,12 @@ Expected<JobSpec> resolve(JobSpec s, const models::T2VModel& m) {
   if (!std::isfinite(s.shift)) return bad("shift must be a number > 0");
   if (auto solver = models::parse_solver_kind(s.solver); !solver) return bad("solver: " + solver.error().message);
   if (s.cfg_parallel && s.mode != JobMode::standard) return bad("cfg_parallel works in standard mode only");
+  if (s.mode == JobMode::pipefusion) {
+    if (s.stages < 1) return bad("stages must be at least 1, got " + std::to_string(s.stages));
+    if (s.patches < 1) return bad("patches must be at least 1, got " + std::to_string(s.patches));
+    if (s.warmup_steps < 0) return bad("warm-up steps must be >= 0, got " + std::to_string(s.warmup_steps));
+    if (auto split = pipeline::parse_patch_split(s.split); !split) return bad(split.error().message);
+  }
   const auto& c = m.dit->config();
   const int cell_w = static_cast<int>(c.patch[2]) * m.spatial_compression;
   const int cell_h = static_cast<int>(c.patch[1]) * m.spatial_compression;
@@ -214,7 +224,8 @@ class JobRunner {
         coordinator_(std::move(coordinator)),
         pool_(self->system(), std::move(workers), options.worker_timeout),
         options_(std::move(options)),
-        control_(std::move(control)) {}
+        control_(std::move(control)),
+        stage_hosts_(options_.stage_hosts) {}
 
   void run(JobRecord job) {
     if (control_->stop) return;  // left as recorded: the next coordinator runs it
@@ -269,7 +280,7 @@ class JobRunner {
   // the workers loaded with it. The workers' DiT must be the one this side's text encoder
   // conditions (the same file, not just the same name): its checksum is compared with this
   // side's, computed once per model.
-  Expected<const models::T2VModel*> prepare_model(const std::string& name) {
+  Expected<const models::T2VModel*> prepare_model(const std::string& name, bool load_workers) {
     if (!model_ || model_name_ != name) {
       model_.reset();
       auto m = models::open_model(name, options_.zoo);
@@ -278,7 +289,11 @@ class JobRunner {
       model_.emplace(std::move(*m));
       model_name_ = name;
       weights_ = weights_checksum_of(name, options_.zoo);
+      // What cache keys carry: the same checksum `reel generate --cache` uses.
+      auto file = weights_file_checksum(model_->source);
+      weights_file_ = file ? *file : std::string("unreadable:") + model_->source;
     }
+    if (!load_workers) return &*model_;
     auto infos = pool_.load(ModelSpec{name, "", options_.worker_threads});
     if (!infos) return infos.error();
     for (size_t i = 0; i < infos->size(); ++i) {
@@ -317,7 +332,8 @@ class JobRunner {
   }
 
   Status execute(JobRecord& job) {
-    auto model_or = prepare_model(job.spec.model);
+    // PipeFusion jobs run on stage actors of their own, not on the pool's workers.
+    auto model_or = prepare_model(job.spec.model, job.spec.mode != JobMode::pipefusion);
     if (!model_or) return model_or.error();
     const models::T2VModel& model = **model_or;
     auto spec = resolve(job.spec, model);
@@ -333,12 +349,6 @@ class JobRunner {
     if (!text) return text.error();
     pipeline::Conditioning cond{*text, {}};
     if (s.guidance != 1.0) cond.negative = torch::zeros_like(*text);  // unconditional: the empty prompt
-
-    // CACHE-STORE: step 2 of the path of one job. Here the coordinator will ask the cache-store
-    // actor for a start point for this prompt (a latent at step K, and for FlexCache hits which
-    // parts came from where) and start standard sampling at K with pipeline::sample_from; and
-    // after sampling, send the latents at the cache's capture steps for insertion. There is no
-    // cache-store actor yet: every job starts from noise.
 
     EncoderSession encoder(self_, spawn_encoder(self_->system()));
     EncodeSpec es;
@@ -356,7 +366,7 @@ class JobRunner {
 
     const uint64_t id = job.id;
     StopCheck stop = [this, id] { return stop_check(id); };
-    REEL_RETURN_IF_ERROR(pool_.condition(id, cond, s.guidance));
+    if (s.mode != JobMode::pipefusion) REEL_RETURN_IF_ERROR(pool_.condition(id, cond, s.guidance));
     // Guidance happens on the workers (they hold the negative): here the model looks unguided.
     const pipeline::Conditioning local{cond.text, {}};
     const bool guided = pipeline::uses_guidance(cond, s.guidance);
@@ -368,16 +378,34 @@ class JobRunner {
         StoppableDenoiser denoiser(pooled, stop);
         const pipeline::SampleOptions opts{.steps = s.steps, .shift = s.shift, .solver = solver,
                                            .guidance = s.guidance, .seed = s.seed};
-        auto result = pipeline::sample(denoiser, local, latent_shape(s, model, s.frames), opts, [&](int done, int) {
-          job.done = done;
-          report(job);
-        });
+        // Steps 2 and 6 of the path of one job: the cache's start point, then its inserts.
+        std::optional<ActorCache> cache;
+        if (options_.cache) cache.emplace(self_, options_.cache);
+        const auto shape = latent_shape(s, model, s.frames);
+        const auto key = compat_key(model, weights_file_, opts, shape, s.tenant);
+        auto result = sample_cached(denoiser, model, local, shape, opts, cache ? &*cache : nullptr, key, s.prompt,
+                                    /*lookup=*/true, [&](int done, int) {
+                                      job.done = done;
+                                      report(job);
+                                    });
         job.stats.sample_seconds = seconds_since(t_sample);
+        if (cache && cache->lookup_error()) {
+          warn("job " + std::to_string(id) + ": the cache lookup failed, starting from noise: " +
+               cache->lookup_error()->message);
+        }
         if (!result) {
           ran = result.error();
           break;
         }
-        ran = emit(encoder, model, id, 0, result->latent);
+        if (result->insert_error) {
+          warn("job " + std::to_string(id) + ": the cache insert failed: " + result->insert_error->message);
+        }
+        if (result->hit) {
+          job.stats.cache_hit = cachestore::hit_kind_name(*result->hit);
+          job.stats.cache_start_step = result->start_step;
+          job.stats.cache_similarity = result->similarity;
+        }
+        ran = emit(encoder, model, id, 0, result->result.latent);
         break;
       }
       case JobMode::fifo: {
@@ -423,6 +451,16 @@ class JobRunner {
         if (!stats) ran = stats.error();
         break;
       }
+      case JobMode::pipefusion: {
+        auto latent = run_pipefusion(job, model, cond, solver, stop);
+        job.stats.sample_seconds = seconds_since(t_sample);
+        if (!latent) {
+          ran = latent.error();
+          break;
+        }
+        ran = emit(encoder, model, id, 0, *latent);
+        break;
+      }
       case JobMode::clips: {
         pipeline::ClipsOptions co;
         co.clips = s.clips;
@@ -463,14 +501,107 @@ class JobRunner {
     return {};
   }
 
+  void warn(const std::string& message) const {
+    if (options_.warn) options_.warn(message);
+    else std::fprintf(stderr, "reel: warning: %s\n", message.c_str());
+  }
+
+  // The stage hosts that answer within options_.host_timeout, in their order.
+  std::vector<const StageHost*> live_hosts() {
+    std::vector<const StageHost*> live;
+    for (const auto& host : stage_hosts_) {
+      bool ok = false;
+      self_->request(host.node, options_.host_timeout, info_atom::value)
+          .receive([&](NodeInfo&) { ok = true; }, [](caf::error&) {});
+      if (ok) live.push_back(&host);
+    }
+    return live;
+  }
+
+  // A PipeFusion job: N fresh stages over the live hosts, round-robin; planned again over the
+  // hosts left when one is lost mid-run (see coordinator.hpp).
+  Expected<torch::Tensor> run_pipefusion(JobRecord& job, const models::T2VModel& model,
+                                         const pipeline::Conditioning& cond, models::SolverKind solver,
+                                         const StopCheck& stop) {
+    const JobSpec& s = job.spec;
+    pipeline::PipeFusionPlan plan;
+    plan.stages = s.stages;
+    plan.patches = s.patches;
+    plan.split = *pipeline::parse_patch_split(s.split);  // checked by resolve
+    plan.warmup_steps = s.warmup_steps;
+    const auto shape = latent_shape(s, model, s.frames);
+    if (auto layout = pipeline::make_layout(plan, model.dit->config(), shape); !layout) {
+      return make_error(Errc::invalid_argument, "PipeFusion plan for '" + model.name + "': " + layout.error().message);
+    }
+    if (stage_hosts_.empty()) stage_hosts_.push_back(StageHost{spawn_node(self_->system(), options_.zoo), "local"});
+    const int threads = options_.stage_threads > 0 ? options_.stage_threads : options_.worker_threads;
+    const pipeline::SampleOptions opts{.steps = s.steps, .shift = s.shift, .solver = solver, .guidance = s.guidance,
+                                       .seed = s.seed};
+    for (;;) {
+      if (auto e = stop()) return *e;
+      const auto hosts = live_hosts();
+      if (hosts.empty()) return make_error(Errc::io_error, "no stage host answers: PipeFusion has nowhere to run");
+      std::vector<stage_actor> stages;
+      PipeFusionActorOptions run;
+      // The job's stages are its own: stopped when it ends (they hold each other in a ring,
+      // so nothing else would stop them).
+      struct StopStages {
+        std::vector<stage_actor>& stages;
+        ~StopStages() {
+          for (auto& st : stages) caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+        }
+      } stop_stages{stages};
+      std::optional<Error> failure;
+      for (int i = 0; i < s.stages && !failure; ++i) {
+        const StageHost& host = *hosts[static_cast<size_t>(i) % hosts.size()];
+        auto got = request_stages(self_->system(), host.node, host.name, 1);
+        if (!got) {
+          failure = make_error(got.error().code, "stage host " + host.name + ": " + got.error().message);
+          break;
+        }
+        stages.push_back(std::move(got->front()));
+        run.names.push_back(host.name + "/stage" + std::to_string(i));
+      }
+      if (!failure) {
+        auto loaded = load_stages(self_->system(), stages, ModelSpec{s.model, "", threads});
+        if (!loaded) failure = loaded.error();
+      }
+      if (!failure) {
+        run.timeout = options_.worker_timeout;
+        run.on_step = [&](int done, int) {
+          job.done = done;
+          report(job);
+        };
+        run.stop = stop;
+        auto result = sample_pipefusion_actors(self_->system(), stages, model.prediction, cond, shape, opts, plan,
+                                               nullptr, run);
+        if (result) return std::move(result->latent);
+        failure = result.error();
+      }
+      if (failure->code == Errc::cancelled || failure->code == Errc::invalid_argument || stage_hosts_.size() < 2) {
+        return *failure;
+      }
+      // Was a host lost? Then plan again over the ones left; otherwise the failure stands.
+      const auto left = live_hosts();
+      if (left.empty() || left.size() >= hosts.size()) return *failure;
+      warn("job " + std::to_string(job.id) + ": " + failure->message + "; planning " + std::to_string(s.stages) +
+           " stages again over " + std::to_string(left.size()) + " stage host(s)");
+      ++job.stats.replans;
+      job.done = 0;
+      report(job);
+    }
+  }
+
   caf::blocking_actor* self_;
   caf::actor_addr coordinator_;  // weak: the coordinator's lifetime is not the runner's to extend
   WorkerPool pool_;
   CoordinatorOptions options_;
   std::shared_ptr<RunnerControl> control_;
   std::optional<models::T2VModel> model_;
+  std::vector<StageHost> stage_hosts_;  // options_.stage_hosts, or a node of this process
   std::string model_name_;
   uint64_t weights_ = 0;
+  std::string weights_file_;  // weights_file_checksum of the model, for cache keys
 };
 
 void run_jobs(caf::blocking_actor* self, caf::actor_addr coordinator, std::vector<PoolMember> workers,

@@ -1,9 +1,11 @@
 // The coordinator: the job API (submit -> id, status, cancel, subscribe to progress) over a pool
 // of workers, local or on remote nodes. It follows "the path of one job" (DESIGN.md):
 //  1. submit writes the job to the job store before anything runs, then replies with its id;
-//  2. (the cache-store actor will be asked for a start point here: not built yet, see
-//     coordinator.cpp, "CACHE-STORE");
-//  3. the job's mode picks the plan: standard (optionally CFG on two workers), fifo, clips;
+//  2. standard jobs, when the coordinator has a cache-store actor (CoordinatorOptions::cache),
+//     ask it for a start point: a hit starts at its step from the cached latent; after
+//     sampling, the latents at the cache's capture steps are inserted (actors/cache_job.hpp);
+//  3. the job's mode picks the plan: standard (optionally CFG on two workers), fifo, clips, or
+//     pipefusion (the DiT's blocks split over N stage actors placed on the stage hosts);
 //  4. workers run the model calls (actors::WorkerPool); the coordinator side encodes the
 //     prompt and decodes latents to frames with the model's text encoder and decoder;
 //  5. frames go to an encoder actor as they are produced (FIFO: one per iteration);
@@ -23,8 +25,17 @@
 // The job store gets every change of a job's state at once and its progress at most once a
 // second; subscribers get every step.
 //
-// Cancellation stops a job between two steps (standard, clips) or two frames (fifo): the
-// record ends cancelled and no output file is left.
+// Cancellation stops a job between two steps (standard, clips, pipefusion) or two frames
+// (fifo): the record ends cancelled and no output file is left.
+//
+// Losing a machine. Workers: the pool re-runs a lost worker's calls on the workers left, so a
+// job goes on where it was. PipeFusion: each job asks the stage hosts (nodes) for N fresh stage
+// actors, round-robin, and stops them when it ends. When a stage fails mid-job, the runner asks
+// every host whether it still answers; if some host was lost and one is left, the job is planned
+// again over the hosts left (the same N stages, more on each) and sampled again from its first
+// step (JobStats::replans counts this). The same N, M, W and thread count give the same latent,
+// so the video is the one an undisturbed run makes. A failure with every host still answering
+// ends the job failed.
 #pragma once
 
 #include <chrono>
@@ -41,7 +52,9 @@
 #include <caf/typed_actor.hpp>
 #include <torch/types.h>
 
+#include "actors/cache_actor.hpp"
 #include "actors/encoder.hpp"
+#include "actors/handles.hpp"
 #include "actors/job_store.hpp"
 #include "actors/worker_pool.hpp"
 
@@ -88,11 +101,18 @@ using coordinator_actor = caf::typed_actor<
     caf::replies_to<subscribe_atom, uint64_t>::with<JobRecord>,
     caf::reacts_to<job_update_atom, JobRecord>>;
 
-// Called on the runner's thread with each latent the job decodes, in order: standard, the
-// whole video [1, C, F, H, W] (first_frame 0); fifo, each frame as it pops [1, C, 1, H, W];
-// clips, each clip [1, C, n, H, W]. For tests and benchmarks in this process: the latent is the
+// Called on the runner's thread with each latent the job decodes, in order: standard and
+// pipefusion, the whole video [1, C, F, H, W] (first_frame 0); fifo, each frame as it pops
+// [1, C, 1, H, W]; clips, each clip [1, C, n, H, W]. For tests and benchmarks in this process: the latent is the
 // job's own tensor, read-only.
 using LatentObserver = std::function<void(uint64_t job, int64_t first_frame, const torch::Tensor& latent)>;
+
+// A node the coordinator may place PipeFusion stages on: spawn_node (this process) or
+// connect_node (a `reel node` process).
+struct StageHost {
+  node_actor node;
+  std::string name;  // how stage names and errors call it, e.g. "HOST:PORT" or "local"
+};
 
 struct CoordinatorOptions {
   // Where the coordinator opens a job's model (its text encoder and decoder). Workers resolve
@@ -106,6 +126,18 @@ struct CoordinatorOptions {
   int runner_threads = 0;
   // Longest wait for any one model call's output; zero: no bound. Default none.
   std::chrono::milliseconds worker_timeout{0};
+  // Where PipeFusion jobs place their stages, stage i on host i mod hosts; empty: a node in
+  // this process. Default empty.
+  std::vector<StageHost> stage_hosts;
+  // LibTorch threads of each PipeFusion stage; 0: worker_threads. Default 0.
+  int stage_threads = 0;
+  // The approximate cache every standard job looks up and adds to (open_cache_store; shared
+  // with other coordinators and `reel generate --cache` through its directory); none: no
+  // cache. A lookup that fails is a miss (the job runs from noise, with a warning); a failed
+  // insert is a warning. Default none.
+  cache_store_actor cache;
+  // How long a stage host may take to answer "are you there" after a stage failed. Default 5 s.
+  std::chrono::milliseconds host_timeout{5000};
   // Called on the runner's thread; see LatentObserver. Default none.
   LatentObserver on_latent;
   // Problems found at start (unreadable records) and job store writes that failed; default:

@@ -28,6 +28,7 @@ const char* to_string(JobMode mode) {
     case JobMode::standard: return "standard";
     case JobMode::fifo: return "fifo";
     case JobMode::clips: return "clips";
+    case JobMode::pipefusion: return "pipefusion";
   }
   return "unknown";
 }
@@ -47,7 +48,8 @@ Expected<JobMode> parse_job_mode(const std::string& text) {
   if (text == "standard") return JobMode::standard;
   if (text == "fifo") return JobMode::fifo;
   if (text == "clips") return JobMode::clips;
-  return make_error(Errc::invalid_argument, "unknown mode '" + text + "' (standard, fifo or clips)");
+  if (text == "pipefusion") return JobMode::pipefusion;
+  return make_error(Errc::invalid_argument, "unknown mode '" + text + "' (standard, fifo, clips or pipefusion)");
 }
 
 bool is_final(JobState state) {
@@ -95,7 +97,12 @@ json spec_to_json(const JobSpec& s) {
               {"clips", s.clips},
               {"context_frames", s.context_frames},
               {"global_frames", s.global_frames},
-              {"cfg_parallel", s.cfg_parallel}};
+              {"cfg_parallel", s.cfg_parallel},
+              {"stages", s.stages},
+              {"patches", s.patches},
+              {"warmup_steps", s.warmup_steps},
+              {"split", s.split},
+              {"tenant", s.tenant}};
 }
 
 // Reads typed fields out of a JSON object, remembering the first problem so that the caller
@@ -132,6 +139,13 @@ class Reader {
         return fail(std::string("'") + key + "' is out of range");
       out = static_cast<T>(v);
     }
+  }
+
+  // As read, but a missing key leaves `out` as it is: fields added after records were first
+  // written, so that older records stay readable.
+  template <class T>
+  void read_optional(const char* key, T& out) {
+    if (j_.is_object() && j_.contains(key)) read(key, out);
   }
 
   void fail(const std::string& what) {
@@ -171,6 +185,11 @@ std::optional<Error> spec_from_json(const json& j, JobSpec& s) {
   r.read("context_frames", s.context_frames);
   r.read("global_frames", s.global_frames);
   r.read("cfg_parallel", s.cfg_parallel);
+  r.read_optional("stages", s.stages);
+  r.read_optional("patches", s.patches);
+  r.read_optional("warmup_steps", s.warmup_steps);
+  r.read_optional("split", s.split);
+  r.read_optional("tenant", s.tenant);
   if (!r.error()) {
     auto m = parse_job_mode(mode);
     if (!m) r.fail("has an unknown mode '" + mode + "'");
@@ -192,7 +211,9 @@ std::string job_to_json(const JobRecord& r) {
   const json stats{{"model_calls", r.stats.model_calls},   {"frames", r.stats.frames},
                    {"seconds", r.stats.seconds},           {"sample_seconds", r.stats.sample_seconds},
                    {"sent_bytes", r.stats.sent_bytes},     {"received_bytes", r.stats.received_bytes},
-                   {"redispatched", r.stats.redispatched}, {"workers", r.stats.workers}};
+                   {"redispatched", r.stats.redispatched}, {"workers", r.stats.workers},
+                   {"replans", r.stats.replans},           {"cache_start_step", r.stats.cache_start_step},
+                   {"cache_hit", r.stats.cache_hit},       {"cache_similarity", r.stats.cache_similarity}};
   const json j{{"id", r.id},
                {"spec", spec_to_json(r.spec)},
                {"state", to_string(r.state)},
@@ -239,6 +260,10 @@ Expected<JobRecord> job_from_json(std::string_view text) {
   st.read("received_bytes", rec.stats.received_bytes);
   st.read("redispatched", rec.stats.redispatched);
   st.read("workers", rec.stats.workers);
+  st.read_optional("replans", rec.stats.replans);
+  st.read_optional("cache_start_step", rec.stats.cache_start_step);
+  st.read_optional("cache_hit", rec.stats.cache_hit);
+  st.read_optional("cache_similarity", rec.stats.cache_similarity);
   if (st.error()) return *st.error();
   return rec;
 }

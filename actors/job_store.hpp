@@ -34,6 +34,7 @@ enum class JobMode : int32_t {
   standard = 0,  // every frame at one noise level, one model call per step (CFG on two workers optional)
   fifo = 1,      // diagonal queue, any length, frames streamed as they pop
   clips = 2,     // clip-parallel with context exchange
+  pipefusion = 3,  // one window, the DiT's blocks split over N stage actors, patch pipelined
 };
 
 enum class JobState : int32_t {
@@ -77,13 +78,19 @@ struct JobSpec {
   int32_t context_frames = 2; // clips: neighbour frames per side
   int32_t global_frames = 1;  // clips: frames from every clip
   bool cfg_parallel = false;  // standard: conditional and unconditional halves on two workers
+  int32_t stages = 2;         // pipefusion: stage actors (N), each a contiguous range of blocks
+  int32_t patches = 4;        // pipefusion: patches of the token sequence (M)
+  int32_t warmup_steps = 1;   // pipefusion: synchronous full-sequence steps first (W)
+  std::string split = "frames";  // pipefusion: patches cut by "frames" or "rows"
+  std::string tenant;         // standard with a cache: namespace of the entries it uses and adds; "" shared
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, JobSpec& x) {
   return f(caf::meta::type_name("reel.JobSpec"), x.prompt, x.model, x.mode, x.frames, x.width, x.height,
            x.steps, x.guidance, x.shift, x.solver, x.seed, x.fps, x.crf, x.upscale, x.upscale_filter, x.out,
-           x.sheet, x.partitions, x.lookahead, x.clips, x.context_frames, x.global_frames, x.cfg_parallel);
+           x.sheet, x.partitions, x.lookahead, x.clips, x.context_frames, x.global_frames, x.cfg_parallel,
+           x.stages, x.patches, x.warmup_steps, x.split, x.tenant);
 }
 
 struct JobStats {
@@ -95,12 +102,17 @@ struct JobStats {
   int64_t received_bytes = 0;  // tensor bytes received from them
   int64_t redispatched = 0;    // calls re-run because a worker was lost
   int32_t workers = 0;         // live workers when the job ended
+  int32_t replans = 0;         // pipefusion: restarts on the stages left after a node was lost
+  int32_t cache_start_step = 0;  // standard with a cache: the step a hit started at; 0 = none
+  std::string cache_hit;       // "" (no cache or a miss), "whole" or "composed"
+  double cache_similarity = 0; // of the hit
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, JobStats& x) {
   return f(caf::meta::type_name("reel.JobStats"), x.model_calls, x.frames, x.seconds, x.sample_seconds,
-           x.sent_bytes, x.received_bytes, x.redispatched, x.workers);
+           x.sent_bytes, x.received_bytes, x.redispatched, x.workers, x.replans,
+           x.cache_start_step, x.cache_hit, x.cache_similarity);
 }
 
 struct JobRecord {

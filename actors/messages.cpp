@@ -2,6 +2,7 @@
 
 #include <caf/io/middleman.hpp>
 
+#include "actors/cache_actor.hpp"
 #include "actors/handles.hpp"
 #include "actors/coordinator.hpp"
 #include "actors/stage.hpp"
@@ -21,6 +22,7 @@ void configure(caf::actor_system_config& cfg) {
   cfg.add_message_type<node_actor>("reel.node_actor");
   add_stage_types(cfg);
   add_job_types(cfg);
+  add_cache_types(cfg);
 }
 
 }  // namespace reel::actors

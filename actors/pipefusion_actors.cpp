@@ -134,7 +134,11 @@ class Driver {
     while (!finished && !failure) {
       bool timed_out = false;
       auto on_step = [&](pf_step_atom, uint64_t rid, int32_t done, int32_t total) {
-        if (rid == id && run_.on_step) run_.on_step(done, total);
+        if (rid != id) return;
+        if (run_.on_step) run_.on_step(done, total);
+        if (run_.stop) {
+          if (auto e = run_.stop()) failure = std::move(*e);
+        }
       };
       auto on_done = [&](pf_done_atom, uint64_t rid, WireTensor& wire) {
         if (rid != id) return;

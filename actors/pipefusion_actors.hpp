@@ -12,6 +12,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,9 @@ struct PipeFusionActorOptions {
   std::chrono::milliseconds timeout{0};
   // Called in the calling thread after each step the last stage finished.
   pipeline::StepCallback on_step;
+  // Asked in the calling thread after each finished step: an error ends the run with that
+  // error (e.g. Errc::cancelled); the stages are left mid-request (stop them). Default none.
+  std::function<std::optional<Error>()> stop;
   PipeFusionTiming* timing = nullptr;  // may be null
 };
 

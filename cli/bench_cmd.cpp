@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -112,6 +113,159 @@ std::vector<std::string> mode_args(const std::string& mode, int frames) {
           "--global-frames", "0"};
 }
 
+// One mode's adherence and consistency over the quality prompts.
+struct QualityTotals {
+  std::vector<models::shapes::AdherenceTotals> windows;  // one per window start
+  double inside = 0, across = 0;                         // SSIM sums of consecutive frames
+  int inside_n = 0, across_n = 0;
+  double seconds = 0;  // wall time of its generate runs
+};
+
+// Scores the 8-frame windows at `starts` (those inside the video) and the SSIM of consecutive
+// frames, split into pairs across an 8-frame boundary (f % 8 == 0: the clip boundaries of the
+// clips runs, whose clips are 8 frames) and pairs inside. Adds to `t`; returns the per-video JSON.
+nlohmann::json score_long_video(const models::shapes::SceneSpec& scene, const std::vector<video::Frame>& frames,
+                                const std::vector<int>& starts, QualityTotals& t) {
+  nlohmann::json j = nlohmann::json::object();
+  for (size_t w = 0; w < starts.size(); ++w) {
+    if (starts[w] + 8 > static_cast<int>(frames.size())) continue;
+    std::vector<uint8_t> rgb;
+    for (int f = starts[w]; f < starts[w] + 8; ++f) rgb.insert(rgb.end(), frames[f].rgb.begin(), frames[f].rgb.end());
+    auto score = models::shapes::score_clip(scene, rgb, 8, frames[0].height, frames[0].width);
+    if (!score) continue;
+    t.windows[w].add(*score);
+    models::shapes::AdherenceTotals one;
+    one.add(*score);
+    j["windows"].push_back({{"first", starts[w]}, {"background", one.background_rate()},
+                            {"colour", one.colour_rate()}, {"shape", one.shape_rate()}, {"motion", one.motion_rate()}});
+  }
+  double inside = 0, across = 0;
+  int inside_n = 0, across_n = 0;
+  for (size_t f = 1; f < frames.size(); ++f) {
+    auto tc = video::temporal_consistency({frames[f - 1], frames[f]});
+    if (!tc) continue;
+    if (f % 8 == 0) across += *tc, ++across_n;
+    else inside += *tc, ++inside_n;
+  }
+  t.inside += inside, t.inside_n += inside_n, t.across += across, t.across_n += across_n;
+  j["consistency_inside"] = inside_n ? inside / inside_n : 0.0;
+  if (across_n) j["consistency_across_boundaries"] = across / across_n;
+  return j;
+}
+
+// The adherence part of reel bench long: for each prompt (scenes drawn from the grammar with seeds
+// seed, seed + 1, ...), an 8-frame video in standard mode (the reference: what the model does
+// where it was trained) and a quality_frames video in each mode, all with the same seed and steps;
+// background / colour / motion of the 8-frame windows at 0, 120 and 480 and the SSIM of
+// consecutive frames inside 8-frame clips and across their boundaries. Prints a table; fills
+// out["quality_reference"], out["quality"] and out["quality_videos"]; the JSON is rewritten after
+// every prompt so that a long run that is stopped keeps what it measured.
+Status long_quality(const LongArgs& a, const std::vector<std::string>& modes, const std::string& video,
+                    const std::string& log, nlohmann::json& out) {
+  const std::vector<int> starts = {0, 120, 480};
+  const std::string threads = std::to_string(a.threads);
+  std::vector<std::string> names{"standard-8"};  // the reference first
+  names.insert(names.end(), modes.begin(), modes.end());
+  std::vector<QualityTotals> totals(names.size());
+  for (auto& t : totals) t.windows.resize(starts.size());
+  auto rates = [](const models::shapes::AdherenceTotals& t) {
+    return std::array<double, 3>{100 * t.background_rate(), 100 * t.colour_rate(), 100 * t.motion_rate()};
+  };
+  auto summarise = [&](int prompts) {
+    out["quality_prompts"] = prompts;
+    out["quality_frames"] = a.quality_frames;
+    out["quality"] = nlohmann::json::array();
+    const auto ref = rates(totals[0].windows[0]);
+    for (size_t m = 0; m < names.size(); ++m) {
+      const QualityTotals& t = totals[m];
+      nlohmann::json q{{"mode", names[m]}, {"frames", m == 0 ? 8 : a.quality_frames}, {"wall_seconds", t.seconds},
+                       {"consistency_inside", t.inside_n ? t.inside / t.inside_n : 0}};
+      if (t.across_n) {
+        q["consistency_across_boundaries"] = t.across / t.across_n;
+        if (t.inside > 0) q["consistency_across_over_inside"] = (t.across / t.across_n) / (t.inside / t.inside_n);
+      }
+      double worst = -1e9;
+      for (size_t w = 0; w < starts.size(); ++w) {
+        if (t.windows[w].videos == 0) continue;
+        const auto r = rates(t.windows[w]);
+        for (int k = 0; k < 3; ++k) worst = std::max(worst, ref[k] - r[k]);
+        q["windows"].push_back({{"first", starts[w]}, {"background", r[0] / 100}, {"colour", r[1] / 100},
+                                {"shape", t.windows[w].shape_rate()}, {"motion", r[2] / 100},
+                                {"found", t.windows[w].found_rate()}});
+      }
+      if (m > 0) q["largest_drop_points"] = worst;  // vs the 8-frame reference, over windows and metrics
+      if (m == 0) out["quality_reference"] = q;
+      else out["quality"].push_back(q);
+    }
+    if (!a.json.empty()) {
+      std::ofstream f(a.json);
+      f << out.dump(1) << "\n";
+    }
+  };
+
+  std::printf("\nadherence over %d prompts, %d frames, %d steps (seeds %llu..):\n", a.quality_prompts,
+              a.quality_frames, a.steps, static_cast<unsigned long long>(a.seed));
+  std::fflush(stdout);
+  for (int p = 0; p < a.quality_prompts; ++p) {
+    auto scene = models::shapes::sample_scene(a.seed + static_cast<uint64_t>(p));
+    const std::string prompt = models::shapes::prompt(scene);
+    for (size_t m = 0; m < names.size(); ++m) {
+      const bool reference = m == 0;
+      const int frames = reference ? 8 : a.quality_frames;
+      std::vector<std::string> args{"generate", prompt, "-q", "--model", a.model, "--frames", std::to_string(frames),
+                                    "--steps", std::to_string(a.steps), "--threads", threads, "--upscale", "1",
+                                    "--seed", std::to_string(a.seed + static_cast<uint64_t>(p)), "--out", video};
+      if (!reference)
+        for (auto& s : mode_args(names[m], frames)) args.push_back(s);
+      auto r = run_reel(args, log);
+      totals[m].seconds += r.seconds;
+      if (r.code != 0) return make_error(Errc::internal, names[m] + " quality run failed: " + r.output);
+      auto decoded = video::read_video(video);
+      if (!decoded) return decoded.error();
+      nlohmann::json j = score_long_video(scene, *decoded, reference ? std::vector<int>{0} : starts, totals[m]);
+      j["prompt"] = prompt;
+      j["seed"] = a.seed + static_cast<uint64_t>(p);
+      j["mode"] = names[m];
+      j["wall_seconds"] = r.seconds;
+      out["quality_videos"].push_back(j);
+    }
+    summarise(p + 1);
+    std::fprintf(stderr, "bench long: prompt %d of %d done (%s)\n", p + 1, a.quality_prompts, prompt.c_str());
+  }
+
+  // The table: per window background / colour / motion in %, the largest drop in points below the
+  // 8-frame reference, and the SSIM of consecutive frames inside 8-frame clips and across them.
+  std::printf("%-18s %7s", "mode", "frames");
+  for (int s : starts) std::printf("  %-14s", ("[" + std::to_string(s) + "," + std::to_string(s + 8) + ")").c_str());
+  std::printf(" %6s %7s %7s %7s\n", "drop", "inside", "across", "ratio");
+  for (size_t m = 0; m < names.size(); ++m) {
+    const QualityTotals& t = totals[m];
+    std::printf("%-18s %7d", names[m].c_str(), m == 0 ? 8 : a.quality_frames);
+    double worst = -1e9;
+    const auto ref = rates(totals[0].windows[0]);
+    for (size_t w = 0; w < starts.size(); ++w) {
+      if (t.windows[w].videos == 0) {
+        std::printf("  %-14s", "-");
+        continue;
+      }
+      const auto r = rates(t.windows[w]);
+      for (int k = 0; k < 3; ++k) worst = std::max(worst, ref[k] - r[k]);
+      char cell[64];
+      std::snprintf(cell, sizeof cell, "%.0f/%.0f/%.0f", r[0], r[1], r[2]);
+      std::printf("  %-14s", cell);
+    }
+    const double inside = t.inside_n ? t.inside / t.inside_n : 0;
+    if (m == 0) std::printf(" %6s", "-");
+    else std::printf(" %6.1f", worst);
+    std::printf(" %7.3f", inside);
+    if (t.across_n) std::printf(" %7.3f %7.3f\n", t.across / t.across_n, (t.across / t.across_n) / inside);
+    else std::printf(" %7s %7s\n", "-", "-");
+  }
+  std::printf("(background/colour/motion %% per 8-frame window; drop: the largest, in points, below standard-8's "
+              "[0,8); SSIM of consecutive frames inside 8-frame clips, across their boundaries, across/inside)\n");
+  return {};
+}
+
 int run_bench_long(const LongArgs& a, const Config& cfg) {
   std::vector<int> lengths;
   std::vector<std::string> modes;
@@ -156,53 +310,9 @@ int run_bench_long(const LongArgs& a, const Config& cfg) {
   }
 
   if (a.quality_frames > 0 && a.quality_prompts > 0) {
-    std::printf("\nadherence over %d prompts of %d frames (background / colour / motion, per window):\n",
-                a.quality_prompts, a.quality_frames);
-    const std::vector<int> starts = {0, 120, 480};
-    for (const auto& mode : modes) {
-      std::vector<models::shapes::AdherenceTotals> totals(starts.size());
-      double inside = 0, across = 0;
-      int inside_n = 0, across_n = 0;
-      for (int p = 0; p < a.quality_prompts; ++p) {
-        auto scene = models::shapes::sample_scene(a.seed + static_cast<uint64_t>(p));
-        std::vector<std::string> args{"generate", models::shapes::prompt(scene), "-q", "--model", a.model,
-                                      "--frames", std::to_string(a.quality_frames), "--steps", std::to_string(a.steps),
-                                      "--threads", threads, "--upscale", "1", "--seed", std::to_string(a.seed + p),
-                                      "--out", video};
-        for (auto& m : mode_args(mode, a.quality_frames)) args.push_back(m);
-        auto r = run_reel(args, log);
-        if (r.code != 0) return report(make_error(Errc::internal, mode + " quality run failed: " + r.output));
-        auto frames = video::read_video(video);
-        if (!frames) return report(frames.error());
-        for (size_t w = 0; w < starts.size(); ++w) {
-          if (starts[w] + 8 > static_cast<int>(frames->size())) continue;
-          std::vector<uint8_t> rgb;
-          for (int f = starts[w]; f < starts[w] + 8; ++f) rgb.insert(rgb.end(), (*frames)[f].rgb.begin(), (*frames)[f].rgb.end());
-          auto score = models::shapes::score_clip(scene, rgb, 8, (*frames)[0].height, (*frames)[0].width);
-          if (score) totals[w].add(*score);
-        }
-        // Consistency between consecutive frames: across 8-frame clip boundaries and inside clips.
-        for (size_t f = 1; f < frames->size(); ++f) {
-          auto tc = video::temporal_consistency({(*frames)[f - 1], (*frames)[f]});
-          if (!tc) continue;
-          if (f % 8 == 0) across += *tc, ++across_n;
-          else inside += *tc, ++inside_n;
-        }
-      }
-      nlohmann::json q{{"mode", mode}, {"consistency_inside", inside_n ? inside / inside_n : 0},
-                       {"consistency_across_boundaries", across_n ? across / across_n : 0}};
-      std::printf("%-18s", mode.c_str());
-      for (size_t w = 0; w < starts.size(); ++w) {
-        if (totals[w].videos == 0) continue;
-        std::printf("  [%d,%d): %.0f/%.0f/%.0f%%", starts[w], starts[w] + 8, 100 * totals[w].background_rate(),
-                    100 * totals[w].colour_rate(), 100 * totals[w].motion_rate());
-        q["windows"].push_back({{"first", starts[w]}, {"background", totals[w].background_rate()},
-                                {"colour", totals[w].colour_rate()}, {"shape", totals[w].shape_rate()},
-                                {"motion", totals[w].motion_rate()}});
-      }
-      std::printf("  consistency inside %.3f, across 8-frame boundaries %.3f\n", q["consistency_inside"].get<double>(),
-                  q["consistency_across_boundaries"].get<double>());
-      out["quality"].push_back(q);
+    if (auto st = long_quality(a, modes, video, log, out); !st) {
+      std::filesystem::remove_all(dir);
+      return report(st.error());
     }
   }
   std::filesystem::remove_all(dir);
@@ -237,7 +347,11 @@ Command add_bench(CLI::App& app, const Config& cfg) {
   lng->add_option("--steps", l->steps, "solver steps (a multiple of the FIFO queue)")->capture_default_str();
   lng->add_option("--quality-frames", l->quality_frames, "video length for the adherence part (0 = skip)")
       ->capture_default_str();
-  lng->add_option("--quality-prompts", l->quality_prompts, "prompts for the adherence part")->capture_default_str();
+  lng->add_option("--quality-prompts", l->quality_prompts,
+                  "prompts for the adherence part (each also made as 8 frames in standard mode: the reference)")
+      ->capture_default_str();
+  lng->add_option("--seed", l->seed, "adherence part: prompt i is drawn from, and generated with, seed + i")
+      ->capture_default_str();
   lng->add_option("--json", l->json, "where to write the JSON ('' = nowhere)")->capture_default_str();
   lng->add_option("--threads,-t", l->threads, "compute threads per run (0 = all cores)")->capture_default_str();
   auto cb = std::make_shared<CacheBenchArgs>();

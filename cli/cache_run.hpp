@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/cache_job.hpp"
 #include "base/expected.hpp"
 #include "cachestore/approx_cache.hpp"
 #include "cli/config.hpp"
@@ -29,9 +30,10 @@ struct CacheArgs {
   bool lookup = true;            // false: insert only (measure a cold cache's costs)
 };
 
-// A latent between LibTorch and the cache (float32, [1, C, F, H, W]); both copy.
-[[nodiscard]] cachestore::Latent to_latent(const torch::Tensor& x);
-[[nodiscard]] torch::Tensor to_tensor(const cachestore::Latent& latent);
+// A latent between LibTorch and the cache (float32, [1, C, F, H, W]); both copy. Shared with the
+// coordinator's side of the cache-store actor: actors/cache_job.hpp.
+using actors::to_latent;
+using actors::to_tensor;
 
 // The cache section of the configuration.
 [[nodiscard]] CacheArgs cache_args(const Config& cfg);
@@ -39,29 +41,26 @@ struct CacheArgs {
 // --cache-budget-mb, --cache-policy, --cache-table, --no-decouple, --no-compress, --tenant.
 void add_cache_options(CLI::App* app, CacheArgs& args);
 
+// The cache's options from the CLI's (what open_cache opens, and what a cache-store actor is
+// spawned with: actors/cache_actor.hpp). Errors: invalid_argument for bad options.
+[[nodiscard]] Expected<cachestore::CacheOptions> cache_options(const CacheArgs& args);
+
 // Errors: invalid_argument for bad options; the store's errors (not_found, corrupt_data, io_error).
 [[nodiscard]] Expected<std::unique_ptr<cachestore::ApproxCache>> open_cache(const CacheArgs& args);
 
-// Everything that makes latents of two generations incompatible. `weights` is a checksum of
-// the model file (model_checksum()).
-[[nodiscard]] cachestore::CompatKey compat_key(const models::T2VModel& model, const std::string& weights,
-                                               const pipeline::SampleOptions& options,
-                                               const std::vector<int64_t>& latent_shape, const std::string& tenant);
+// Everything that makes latents of two generations incompatible:
+// compat_key(model, weights, options, latent_shape, tenant), `weights` being a checksum of the
+// model file (model_checksum()). Shared with the coordinator: actors/cache_job.hpp.
+using actors::compat_key;
 
-struct CachedSample {
-  pipeline::SampleResult result;  // the final latent; stats count only the steps run here
-  std::optional<cachestore::HitKind> hit;
-  int start_step = 0;             // 0 on a miss
-  float similarity = 0.0F;
-  std::vector<std::string> sources;  // prompts of the entries the start came from
-  double lookup_seconds = 0.0;
-  double insert_seconds = 0.0;
-  std::optional<Error> insert_error;  // inserts are best effort: the video is made regardless
-};
+// The final latent, the hit it started from, timings and the insert's error: actors/cache_job.hpp.
+using CachedSample = actors::CachedSample;
 
 // Standard sampling of one prompt ([1, C, F, H, W]) through the cache: a hit starts at its step,
 // a miss from noise; afterwards the latents at the cache's steps (those computed here) are
 // inserted, with the object mask when the prompt is a shapes-world prompt. `cache` may be null.
+// actors::sample_cached over a LocalCache: the coordinator runs the same over the cache-store
+// actor.
 [[nodiscard]] Expected<CachedSample> sample_cached(pipeline::Denoiser& denoiser, const models::T2VModel& model,
                                                    const pipeline::Conditioning& cond,
                                                    const std::vector<int64_t>& latent_shape,

@@ -16,6 +16,8 @@
 #include "actors/node.hpp"
 #include "cli/commands.hpp"
 #include "cli/progress.hpp"
+#include "models/zoo.hpp"
+#include "pipeline/pipefusion.hpp"
 
 namespace reel::cli {
 
@@ -34,6 +36,16 @@ void add_cluster_options(CLI::App* generate, ClusterArgs& args) {
   generate->add_option("--jobs", args.jobs,
                        "with --workers/--nodes: job store directory, kept (unfinished jobs in it run first); "
                        "default: a temporary one");
+  generate->add_option("--stages", args.stages,
+                       "pipefusion: stage actors, each a contiguous range of the model's blocks (on --nodes, "
+                       "round-robin; else in this process)")
+      ->capture_default_str();
+  generate->add_option("--patches", args.patches, "pipefusion: patches the token sequence is split into")
+      ->capture_default_str();
+  generate->add_option("--warmup", args.warmup_steps, "pipefusion: synchronous full-sequence steps first")
+      ->capture_default_str();
+  generate->add_option("--split", args.split, "pipefusion: patches by frames (exact positions) or rows")
+      ->capture_default_str();
 }
 
 
@@ -63,6 +75,29 @@ Status check_cluster_args(const ClusterArgs& args, const std::string& mode) {
     auto list = parse_node_list(args.nodes);
     if (!list) return list.error();
   }
+  if (mode == "pipefusion") {
+    if (args.stages < 1) return make_error(Errc::invalid_argument, "--stages must be at least 1");
+    if (args.patches < 1) return make_error(Errc::invalid_argument, "--patches must be at least 1");
+    if (args.warmup_steps < 0) return make_error(Errc::invalid_argument, "--warmup must be >= 0");
+    if (args.split != "frames" && args.split != "rows")
+      return make_error(Errc::invalid_argument, "--split must be frames or rows, got '" + args.split + "'");
+  }
+  return {};
+}
+
+Status check_pipefusion_plan(const actors::JobSpec& spec, const models::T2VModel& model) {
+  if (spec.mode != actors::JobMode::pipefusion) return {};
+  pipeline::PipeFusionPlan plan;
+  plan.stages = spec.stages;
+  plan.patches = spec.patches;
+  plan.warmup_steps = spec.warmup_steps;
+  auto split = pipeline::parse_patch_split(spec.split);
+  if (!split) return make_error(Errc::invalid_argument, "--split: " + split.error().message);
+  plan.split = *split;
+  const std::vector<int64_t> shape{1, model.dit->config().in_channels, spec.frames,
+                                   spec.height / model.spatial_compression, spec.width / model.spatial_compression};
+  if (auto layout = pipeline::make_layout(plan, model.dit->config(), shape); !layout)
+    return make_error(Errc::invalid_argument, layout.error().message);
   return {};
 }
 
@@ -96,12 +131,20 @@ class StoreDir {
 struct Pool {
   std::vector<actors::PoolMember> members;
   int threads_per_worker = INT_MAX;
+  std::vector<actors::StageHost> stage_hosts;  // the --nodes; empty: stages in this process
+  int threads_per_stage = INT_MAX;
 };
+
+// How many of `stages` stages, dealt round-robin over `hosts` hosts, the busiest host gets.
+int stages_per_host(int stages, size_t hosts) {
+  return std::max(1, (stages + static_cast<int>(hosts) - 1) / static_cast<int>(std::max<size_t>(1, hosts)));
+}
 
 // The workers: K local ones, then workers_per_node on each node. Each machine's threads (--threads,
 // else its cores) are split evenly between its workers; one value serves the whole pool, so the
 // smallest share wins.
-Expected<Pool> gather_workers(caf::actor_system& system, const ClusterArgs& args, int threads, const Config& cfg) {
+Expected<Pool> gather_workers(caf::actor_system& system, const ClusterArgs& args, actors::JobMode mode, int threads,
+                              const Config& cfg) {
   Pool pool;
   // Workers already given by other nodes are stopped when a later node fails.
   struct Release {
@@ -114,7 +157,10 @@ Expected<Pool> gather_workers(caf::actor_system& system, const ClusterArgs& args
   } release{pool};
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int local = args.workers;
-  if (local == 0 && args.nodes.empty()) local = 2;  // --cfg-parallel alone
+  const bool pipefusion = mode == actors::JobMode::pipefusion;
+  // --cfg-parallel alone: two; --mode pipefusion alone: one, which the job does not use (its
+  // stages are actors of their own) but a coordinator needs.
+  if (local == 0 && args.nodes.empty()) local = pipefusion ? 1 : 2;
   if (local > 0) {
     auto node = actors::spawn_node(system, cfg.zoo);
     auto members = actors::request_workers(system, node, "local", local);
@@ -124,6 +170,8 @@ Expected<Pool> gather_workers(caf::actor_system& system, const ClusterArgs& args
   }
   auto addresses = parse_node_list(args.nodes);
   if (!addresses) return addresses.error();
+  const int per_host = stages_per_host(args.stages, std::max<size_t>(1, addresses->size()));
+  if (pipefusion && addresses->empty()) pool.threads_per_stage = std::max(1, (threads > 0 ? threads : cores) / per_host);
   for (const auto& address : *addresses) {
     auto node = actors::connect_node(system, address);
     if (!node) return node.error();
@@ -134,13 +182,18 @@ Expected<Pool> gather_workers(caf::actor_system& system, const ClusterArgs& args
     for (auto& m : *members) pool.members.push_back(std::move(m));
     const int node_threads = threads > 0 ? threads : std::max(1, static_cast<int>(info->cores));
     pool.threads_per_worker = std::min(pool.threads_per_worker, std::max(1, node_threads / args.workers_per_node));
+    if (pipefusion) {
+      pool.stage_hosts.push_back(actors::StageHost{*node, address});
+      pool.threads_per_stage = std::min(pool.threads_per_stage, std::max(1, node_threads / per_host));
+    }
   }
   if (pool.members.empty()) return make_error(Errc::invalid_argument, "no workers: give --workers or --nodes");
   release.keep = true;
   return pool;
 }
 
-void print_summary(const actors::JobRecord& r, const std::string& model_name, double wall, size_t workers) {
+void print_summary(const actors::JobRecord& r, const std::string& model_name, double wall, size_t workers,
+                   size_t stage_hosts) {
   const auto& s = r.spec;
   const auto& st = r.stats;
   char where[96];
@@ -158,6 +211,16 @@ void print_summary(const actors::JobRecord& r, const std::string& model_name, do
                   r.result.c_str(), s.frames, s.steps, static_cast<long long>(st.model_calls), model_name.c_str(),
                   format_seconds(wall).c_str(), st.sample_seconds / std::max(1, s.frames), where);
       break;
+    case actors::JobMode::pipefusion:
+      std::printf("reel: wrote %s (%d frames, %dx%d, %d fps) with %s in %s; pipefusion %d stages on %zu host%s, "
+                  "%d patches, %d warm-up step%s, %.3f s/step; job %llu%s\n",
+                  r.result.c_str(), s.frames, s.width * s.upscale, s.height * s.upscale, s.fps, model_name.c_str(),
+                  format_seconds(wall).c_str(), s.stages, std::max<size_t>(1, stage_hosts),
+                  stage_hosts > 1 ? "s" : "", s.patches, s.warmup_steps, s.warmup_steps == 1 ? "" : "s",
+                  st.sample_seconds / std::max(1, s.steps), static_cast<unsigned long long>(r.id),
+                  st.replans > 0 ? (", planned again " + std::to_string(st.replans) + "x after a lost node").c_str()
+                                 : "");
+      break;
     case actors::JobMode::clips:
       std::printf("reel: wrote %s (%d frames, %d clips, %d steps, %lld model calls) with %s in %s; %.3f s/frame; %s\n",
                   r.result.c_str(), s.frames, s.clips, s.steps, static_cast<long long>(st.model_calls),
@@ -169,7 +232,7 @@ void print_summary(const actors::JobRecord& r, const std::string& model_name, do
 }  // namespace
 
 int run_on_cluster(const ClusterArgs& args, const actors::JobSpec& spec, int threads, bool quiet,
-                   const std::string& model_name, const Config& cfg) {
+                   const std::string& model_name, const Config& cfg, const CacheArgs* cache) {
   const auto t0 = std::chrono::steady_clock::now();
   // Made before the actor system so that it is removed after the system has stopped every
   // actor, the job store's RocksDB among them.
@@ -179,7 +242,7 @@ int run_on_cluster(const ClusterArgs& args, const actors::JobSpec& spec, int thr
   actors::configure(sys_cfg);
   caf::actor_system system{sys_cfg};
 
-  auto pool = gather_workers(system, args, threads, cfg);
+  auto pool = gather_workers(system, args, spec.mode, threads, cfg);
   if (!pool) return report(pool.error());
   const size_t workers = pool->members.size();
 
@@ -204,6 +267,16 @@ int run_on_cluster(const ClusterArgs& args, const actors::JobSpec& spec, int thr
   options.zoo = cfg.zoo;
   options.worker_threads = pool->threads_per_worker;
   options.runner_threads = threads;
+  const size_t stage_hosts = pool->stage_hosts.size();
+  options.stage_hosts = std::move(pool->stage_hosts);
+  if (pool->threads_per_stage != INT_MAX) options.stage_threads = pool->threads_per_stage;
+  if (cache != nullptr && spec.mode == actors::JobMode::standard) {
+    auto cache_opts = cache_options(*cache);
+    if (!cache_opts) return report(cache_opts.error());
+    auto opened = actors::open_cache_store(system, *cache_opts);
+    if (!opened) return report(opened.error());
+    options.cache = *opened;
+  }
   auto coordinator = actors::spawn_coordinator(system, *store, std::move(pool->members), options);
   if (!coordinator) return report(coordinator.error());
   self->monitor(*coordinator);
@@ -258,7 +331,15 @@ int run_on_cluster(const ClusterArgs& args, const actors::JobSpec& spec, int thr
                [&](caf::error& e) { failure = actors::from_caf_error(e); });
   if (failure) return report(*failure);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  print_summary(record, model_name, wall, workers);
+  print_summary(record, model_name, wall, workers, stage_hosts);
+  if (options.cache) {
+    if (record.stats.cache_hit.empty()) {
+      std::printf("reel: cache miss; stored this job's latents in %s\n", cache->path.c_str());
+    } else {
+      std::printf("reel: cache hit (%s, similarity %.3f): started at step %d of %d\n", record.stats.cache_hit.c_str(),
+                  record.stats.cache_similarity, record.stats.cache_start_step, record.spec.steps);
+    }
+  }
   return kExitOk;
 }
 

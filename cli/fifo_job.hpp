@@ -1,16 +1,25 @@
-// The job directory of a resumable FIFO generation (reel generate --mode fifo --job-dir DIR
-// --checkpoint-every K, then reel generate --resume DIR).
+// The job directory of a resumable generation in FIFO or clips mode (reel generate --mode fifo
+// or --mode clips, --job-dir DIR --checkpoint-every K, then reel generate --resume DIR).
 //
-//   DIR/job.json           what was asked: prompt, model identity, every setting of the run
-//   DIR/state.safetensors  the FIFO queue, each frame's solver state and the next frame index
-//                          (written via a temporary and renamed, so a kill never leaves half of it)
-//   DIR/frames.rgb         the frames written so far, raw RGB at model resolution, in order
+//   DIR/job.json           what was asked: prompt, model identity, the mode and every setting of
+//                          the run ("mode": "fifo" or "clips"; a job.json without "mode", as
+//                          reel wrote before clips jobs existed, is a FIFO job)
+//   DIR/state.safetensors  the checkpoint (written via a temporary and renamed, so a kill never
+//                          leaves half of it; its metadata holds a checksum of its tensors)
+//                          FIFO: the queue, each frame's solver state and the next frame index;
+//                          clips: every clip's latent and solver state and the step index
+//   DIR/frames.rgb         FIFO: the frames written so far, raw RGB at model resolution, in order
 //
-// A checkpoint is taken between frames: state.safetensors says the queue is about to produce
-// frame N, and frames.rgb then holds at least N frames (later ones, written after the checkpoint
-// before a kill, are cut off on resume). Resuming re-encodes frames 0..N-1 from frames.rgb into
-// a fresh MP4 and continues the queue, so the video equals, frame for frame, the one an
-// uninterrupted run writes.
+// FIFO. A checkpoint is taken between frames, every K frames: state.safetensors says the queue is
+// about to produce frame N, and frames.rgb then holds at least N frames (later ones, written after
+// the checkpoint before a kill, are cut off on resume). Resuming re-encodes frames 0..N-1 from
+// frames.rgb into a fresh MP4 and continues the queue, so the video equals, frame for frame, the
+// one an uninterrupted run writes.
+//
+// Clips. A checkpoint is taken between steps, every K steps (and after the last one): every clip
+// at step s with its solver history. Frames exist only once the last step is done, so resuming
+// continues the denoising from step s (from the noise when no checkpoint was taken yet) and then
+// writes the whole video: the same latent, bit for bit, as an uninterrupted run.
 #pragma once
 
 #include <cstdint>
@@ -18,11 +27,13 @@
 #include <vector>
 
 #include "base/expected.hpp"
+#include "pipeline/clips.hpp"
 #include "pipeline/fifo.hpp"
 #include "video/frame.hpp"
 
 namespace reel::cli {
 
+// A job of either mode (named for the mode it was first written for).
 struct FifoJob {
   std::string prompt;
   std::string model;           // as given (zoo name or path)
@@ -36,16 +47,19 @@ struct FifoJob {
   int crf = 18, upscale = 1;
   std::string upscale_filter = "nearest";
   std::string out;
-  int checkpoint_every = 0;
+  int checkpoint_every = 0;     // FIFO: frames, clips: steps between checkpoints (0 = none)
+  std::string mode = "fifo";    // "fifo" or "clips"
+  int clips = 2, context_frames = 2, global_frames = 1;  // clips mode: C, k, g
 };
 
 // FNV-1a 64 of a file's bytes as 16 hex digits; "builtin" for sources "builtin:*".
 [[nodiscard]] Expected<std::string> model_checksum(const std::string& source);
 
-// Creates DIR (it must not hold a job already) and writes job.json. invalid_argument when DIR
-// exists with a job in it or cannot be created.
+// Creates DIR (it must not hold a job already) and writes job.json (and, for FIFO, an empty
+// frames.rgb). invalid_argument when DIR exists with a job in it or cannot be created.
 [[nodiscard]] Status create_job(const std::string& dir, const FifoJob& job);
-// Reads DIR/job.json. not_found when DIR has no job, corrupt_data when it is unreadable.
+// Reads DIR/job.json. not_found when DIR has no job, corrupt_data when it is unreadable or names
+// an unknown mode.
 [[nodiscard]] Expected<FifoJob> read_job(const std::string& dir);
 
 // Writes the queue's state (atomically).
@@ -53,6 +67,16 @@ struct FifoJob {
 // Reads it back; `options` are the run's (from job.json). not_found when there is no checkpoint.
 [[nodiscard]] Expected<pipeline::FifoState> load_fifo_state(const std::string& dir,
                                                             const pipeline::FifoOptions& options);
+
+// Writes the clips' state (atomically).
+[[nodiscard]] Status save_clips_state(const std::string& dir, const pipeline::ClipsState& state);
+// Reads it back; `options` are the run's (from job.json) and every clip latent must be shaped
+// `clip_shape` [B, Ch, n, H, W]. not_found when there is no checkpoint; corrupt_data when the file
+// is damaged (its checksum, a missing entry) or is not a clips state of this job's shape. The
+// result still goes through pipeline::VideoClips::from_state, which checks its consistency.
+[[nodiscard]] Expected<pipeline::ClipsState> load_clips_state(const std::string& dir,
+                                                              const pipeline::ClipsOptions& options,
+                                                              const std::vector<int64_t>& clip_shape);
 
 // Appends one frame to DIR/frames.rgb.
 [[nodiscard]] Status append_job_frame(const std::string& dir, const video::Frame& frame);

@@ -38,6 +38,7 @@ struct GenerateArgs {
   uint64_t seed = 0;
   std::string out;
   std::string sheet;
+  int sheet_every = 0;            // contact sheet: every N-th frame, in rows of 16; 0 = 16 evenly spaced
   int upscale = 4;
   std::string upscale_filter = "nearest";
   int crf = 18;
@@ -49,8 +50,8 @@ struct GenerateArgs {
   int global_frames = 1;          // clips: frames from every clip
   int partitions = 1;             // FIFO: windows in the queue
   bool lookahead = true;          // FIFO: half-overlapping windows
-  std::string job_dir;            // FIFO: where checkpoints go (resumable with --resume)
-  int checkpoint_every = 0;       // FIFO: frames between checkpoints, 0 = none
+  std::string job_dir;            // FIFO, clips: where checkpoints go (resumable with --resume)
+  int checkpoint_every = 0;       // FIFO: frames, clips: steps between checkpoints, 0 = none
   std::string resume;             // a job directory to continue
   bool model_given = false;       // --model was on the command line
   CacheArgs cache;                // standard: the approximate cache (cache.path "" = none)
@@ -95,6 +96,23 @@ struct Plan {
   models::SolverKind solver;
 };
 
+// The clip-parallel options of a run (--mode clips).
+pipeline::ClipsOptions clips_options(const GenerateArgs& a, const Plan& plan) {
+  pipeline::ClipsOptions co;
+  co.clips = a.clips;
+  co.context_frames = a.context_frames;
+  co.global_frames = a.global_frames;
+  co.steps = plan.steps;
+  co.shift = plan.shift;
+  co.solver = plan.solver;
+  co.guidance = plan.guidance;
+  co.seed = a.seed;
+  return co;
+}
+
+// Contact sheets hold at most this many frames (--sheet-every).
+constexpr int kMaxSheetFrames = 256;
+
 Expected<Plan> make_plan(const GenerateArgs& a, const models::T2VModel& m) {
   Plan p{a.frames.value_or(m.defaults.frames), m.defaults.width, m.defaults.height, a.steps.value_or(m.defaults.steps),
          a.fps.value_or(m.defaults.fps), a.guidance.value_or(m.defaults.guidance), a.shift.value_or(m.defaults.shift),
@@ -137,16 +155,38 @@ Expected<Plan> make_plan(const GenerateArgs& a, const models::T2VModel& m) {
       p.steps = (p.steps + queue - 1) / queue * queue;  // the model's default, rounded up to fit
     }
   }
+  if (a.mode == "clips") {  // before a job directory is made for it
+    if (auto layout = pipeline::clips_layout(p.frames, clips_options(a, p)); !layout) return layout.error();
+  }
+  if (a.sheet_every > 0 && (p.frames + a.sheet_every - 1) / a.sheet_every > kMaxSheetFrames)
+    return usage("--sheet-every " + std::to_string(a.sheet_every) + " puts " +
+                 std::to_string((p.frames + a.sheet_every - 1) / a.sheet_every) + " frames on the sheet; at most " +
+                 std::to_string(kMaxSheetFrames) + " fit");
   return p;
+}
+
+// The contact sheet: one row of the frames given, or with --sheet-every rows of 16.
+Status write_sheet(const GenerateArgs& a, std::vector<video::Frame> frames) {
+  if (a.sheet_every <= 0) return video::write_contact_sheet(a.sheet, {std::move(frames)});
+  std::vector<std::vector<video::Frame>> rows;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    if (i % 16 == 0) rows.emplace_back();
+    rows.back().push_back(std::move(frames[i]));
+  }
+  return video::write_contact_sheet(a.sheet, rows);
 }
 
 // The output of the streaming modes (fifo, clips): frames arrive one at a time at model
 // resolution, are upscaled and appended to a fragmented MP4 opened at the first frame (so
-// `<out>.part` plays while it grows), and up to 16 evenly spaced ones go to the contact sheet.
+// `<out>.part` plays while it grows), and up to 16 evenly spaced ones (with --sheet-every N,
+// frames 0, N, 2N, ...) go to the contact sheet.
 class StreamingVideo {
  public:
   StreamingVideo(const GenerateArgs& a, const Plan& plan, std::vector<video::Frame>& sheet)
-      : a_(a), every_(std::max<int64_t>(1, plan.frames / 16)), sheet_(sheet) {
+      : a_(a),
+        every_(a.sheet_every > 0 ? a.sheet_every : std::max<int64_t>(1, plan.frames / 16)),
+        most_(a.sheet_every > 0 ? kMaxSheetFrames : 16),
+        sheet_(sheet) {
     mp4_.fps = plan.fps;
     mp4_.crf = a.crf;
     mp4_.fragmented = true;
@@ -162,7 +202,7 @@ class StreamingVideo {
       writer_.emplace(std::move(*w));
     }
     REEL_RETURN_IF_ERROR(writer_->append(big));
-    if (index % every_ == 0 && sheet_.size() < 16) sheet_.push_back(std::move(big));
+    if (!a_.sheet.empty() && index % every_ == 0 && sheet_.size() < most_) sheet_.push_back(std::move(big));
     return {};
   }
 
@@ -174,6 +214,7 @@ class StreamingVideo {
   video::Mp4Options mp4_;
   video::Interp interp_;
   int64_t every_;
+  size_t most_;
   std::vector<video::Frame>& sheet_;
   std::optional<video::Mp4Writer> writer_;
 };
@@ -243,40 +284,66 @@ Expected<pipeline::FifoStats> generate_fifo(const GenerateArgs& a, const models:
 
 // Clip-parallel mode: C clips denoised together with their neighbours' edge frames and a few
 // frames of every clip as context; the clips are written in order once the last step is done.
+// With a job directory the clips' state is saved every --checkpoint-every steps (and after the
+// last), and a resumed job continues from that step (from the noise when none was saved yet).
 Expected<pipeline::ClipsStats> generate_clips(const GenerateArgs& a, const models::T2VModel& model, const Plan& plan,
-                                              const pipeline::Conditioning& cond, std::vector<video::Frame>& sheet) {
+                                              const pipeline::Conditioning& cond, std::vector<video::Frame>& sheet,
+                                              bool resuming) {
+  const auto t0 = std::chrono::steady_clock::now();
   const auto& c = model.dit->config();
-  pipeline::ClipsOptions co;
-  co.clips = a.clips;
-  co.context_frames = a.context_frames;
-  co.global_frames = a.global_frames;
-  co.steps = plan.steps;
-  co.shift = plan.shift;
-  co.solver = plan.solver;
-  co.guidance = plan.guidance;
-  co.seed = a.seed;
-  auto clips = pipeline::VideoClips::start({1, c.in_channels, plan.frames, plan.height / model.spatial_compression,
-                                            plan.width / model.spatial_compression},
-                                           co);
-  if (!clips) return make_error(clips.error().code, clips.error().message);
+  const pipeline::ClipsOptions co = clips_options(a, plan);
+  const std::vector<int64_t> shape{1, c.in_channels, plan.frames, plan.height / model.spatial_compression,
+                                   plan.width / model.spatial_compression};
+  const bool job = !a.job_dir.empty();
+  std::optional<pipeline::VideoClips> clips;
+  if (resuming) {
+    std::vector<int64_t> clip_shape = shape;
+    clip_shape[2] = plan.frames / std::max(1, co.clips);
+    auto state = load_clips_state(a.job_dir, co, clip_shape);
+    if (!state && state.error().code != Errc::not_found) return state.error();
+    if (state) {
+      auto v = pipeline::VideoClips::from_state(std::move(*state));
+      if (!v) return make_error(Errc::corrupt_data, a.job_dir + ": " + v.error().message);
+      clips.emplace(std::move(*v));
+    }
+  }
+  if (!clips) {  // a new job, or one killed before its first checkpoint
+    auto v = pipeline::VideoClips::start(shape, co);
+    if (!v) return make_error(v.error().code, v.error().message);
+    clips.emplace(std::move(*v));
+  }
+  const int first_step = clips->step_index();
   StreamingVideo output(a, plan, sheet);
   pipeline::DiTDenoiser denoiser(model.dit, model.prediction);
+  pipeline::DenoiserClipRunner runner(denoiser, cond, co.guidance, co.batch_clips);
   Progress progress("generating", "steps", !a.quiet && Progress::stderr_is_terminal());
-  auto result = clips->run(
-      denoiser, cond,
-      [&](int, int64_t first_frame, const torch::Tensor& latent) -> Status {
-        auto pixels = model.decoder->decode(latent);  // [1, n, H, W, 3]
-        if (!pixels) return pixels.error();
-        auto frames = to_frames((*pixels)[0]);
-        for (size_t i = 0; i < frames.size(); ++i)
-          REEL_RETURN_IF_ERROR(output.add(first_frame + static_cast<int64_t>(i), frames[i]));
-        return {};
-      },
-      [&](int done, int total) { progress.update(done, total); });
+  // Step by step (what VideoClips::run does), with a checkpoint between steps.
+  while (!clips->done()) {
+    REEL_RETURN_IF_ERROR(clips->step(runner));
+    const int step = clips->step_index();
+    if (job && a.checkpoint_every > 0 && (step % a.checkpoint_every == 0 || clips->done()))
+      REEL_RETURN_IF_ERROR(save_clips_state(a.job_dir, clips->state()));
+    progress.update(step, plan.steps);
+  }
   progress.finish();
+  auto result = clips->run(runner, [&](int, int64_t first_frame, const torch::Tensor& latent) -> Status {
+    auto pixels = model.decoder->decode(latent);  // [1, n, H, W, 3]
+    if (!pixels) return pixels.error();
+    auto frames = to_frames((*pixels)[0]);
+    for (size_t i = 0; i < frames.size(); ++i)
+      REEL_RETURN_IF_ERROR(output.add(first_frame + static_cast<int64_t>(i), frames[i]));
+    return {};
+  });  // no step is left: offers the clips, in order
   if (!result) return result.error();
   if (auto st = output.finish(); !st) return st.error();
-  return result->stats;
+  pipeline::ClipsStats stats = result->stats;
+  stats.steps = clips->step_index() - first_step;
+  stats.windows = stats.steps * co.clips;
+  stats.model_calls = runner.model_calls();
+  stats.model_rows = runner.model_rows();
+  if (auto exchange = pipeline::clips_exchange(shape, co); exchange) stats.exchanged_bytes = stats.steps * exchange->bytes_per_step;
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return stats;
 }
 
 // reel generate --resume DIR: the settings come from the job; a prompt or --model given on the
@@ -301,9 +368,12 @@ Expected<GenerateArgs> resume_args(const GenerateArgs& a, const Config& cfg) {
   b.upscale = job->upscale;
   b.upscale_filter = job->upscale_filter;
   b.out = job->out;
-  b.mode = "fifo";
+  b.mode = job->mode;  // "fifo" or "clips"
   b.partitions = job->partitions;
   b.lookahead = job->lookahead;
+  b.clips = job->clips;
+  b.context_frames = job->context_frames;
+  b.global_frames = job->global_frames;
   b.job_dir = a.resume;
   b.checkpoint_every = job->checkpoint_every;
   if (a.model_given) {
@@ -321,7 +391,7 @@ actors::JobSpec job_spec(const GenerateArgs& a, const Plan& p) {
   actors::JobSpec s;
   s.prompt = a.prompt;
   s.model = a.model;
-  s.mode = *actors::parse_job_mode(a.mode);  // CLI11 admits only the three modes
+  s.mode = *actors::parse_job_mode(a.mode);  // CLI11 admits only the four modes
   s.frames = p.frames;
   s.width = p.width;
   s.height = p.height;
@@ -342,6 +412,11 @@ actors::JobSpec job_spec(const GenerateArgs& a, const Plan& p) {
   s.context_frames = a.context_frames;
   s.global_frames = a.global_frames;
   s.cfg_parallel = a.cluster.cfg_parallel;
+  s.stages = a.cluster.stages;
+  s.patches = a.cluster.patches;
+  s.warmup_steps = a.cluster.warmup_steps;
+  s.split = a.cluster.split;
+  s.tenant = a.cache.tenant;
   return s;
 }
 
@@ -354,19 +429,16 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
     if (!b) return report(b.error());
     a = std::move(*b);
   }
-  if (!a.job_dir.empty() && a.mode != "fifo") return report(usage("--job-dir needs --mode fifo"));
+  if (!a.job_dir.empty() && a.mode != "fifo" && a.mode != "clips")
+    return report(usage("--job-dir needs --mode fifo or --mode clips"));
   if (a.cache_given && a.mode != "standard") return report(usage("--cache works with --mode standard only"));
   if (a.checkpoint_every < 0) return report(usage("--checkpoint-every must be >= 0"));
   if (a.checkpoint_every > 0 && a.job_dir.empty()) return report(usage("--checkpoint-every needs --job-dir"));
-  const bool on_cluster = cluster_requested(a.cluster);
+  const bool on_cluster = cluster_requested(a.cluster) || a.mode == "pipefusion";  // stages are actors
   if (on_cluster) {
     if (auto st = check_cluster_args(a.cluster, a.mode); !st) return report(st.error());
-    if (a.cache_given) return report(usage("--cache does not work with --workers, --nodes or --cfg-parallel yet"));
     if (resuming || !a.job_dir.empty())
       return report(usage("--job-dir and --resume do not work with --workers, --nodes or --cfg-parallel; use --jobs"));
-    if (!a.cache.path.empty() && !a.no_cache)
-      std::fprintf(stderr, "reel: note: the configured cache %s is not used with --workers or --nodes yet\n",
-                   a.cache.path.c_str());
   }
   std::string prompt = a.prompt;
   if (prompt.find_first_not_of(" \t\n\r") == std::string::npos) return report(usage("the prompt is empty"));
@@ -375,6 +447,8 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
     return report(usage("--upscale-filter must be nearest or bicubic"));
   if (a.crf < 0 || a.crf > 51) return report(usage("--crf must be 0 to 51"));
   if (a.threads < 0) return report(usage("--threads must be >= 0"));
+  if (a.sheet_every < 0) return report(usage("--sheet-every must be >= 0"));
+  if (a.sheet_every > 0 && a.sheet.empty()) return report(usage("--sheet-every needs --sheet"));
   if (a.frames && *a.frames <= 0) return report(usage("--frames must be positive, got " + std::to_string(*a.frames)));
   if (a.steps && *a.steps <= 0) return report(usage("--steps must be positive, got " + std::to_string(*a.steps)));
   if (a.size) {
@@ -395,32 +469,38 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
   if (!text) return report(text.error());
   // Through the coordinator too, the prompt is encoded here first: unknown words are bad input
   // (exit 2) found before a job is submitted, not a failed job.
-  if (on_cluster) return run_on_cluster(a.cluster, job_spec(a, *plan), a.threads, a.quiet, model->name, cfg);
+  if (on_cluster) {
+    const auto spec = job_spec(a, *plan);
+    if (auto st = check_pipefusion_plan(spec, *model); !st) return report(st.error());
+    const bool cached = !a.cache.path.empty() && !a.no_cache && a.mode == "standard";
+    return run_on_cluster(a.cluster, spec, a.threads, a.quiet, model->name, cfg, cached ? &a.cache : nullptr);
+  }
   pipeline::Conditioning cond{*text, {}};
   if (plan->guidance != 1.0) cond.negative = torch::zeros_like(*text);  // unconditional: empty text
 
+  if (!a.job_dir.empty() && !resuming) {  // fifo or clips
+    auto checksum = model_checksum(model->source);
+    if (!checksum) return report(checksum.error());
+    FifoJob job{prompt, a.model, model->source, *checksum, plan->frames, plan->width, plan->height, plan->steps,
+                plan->fps, a.partitions, a.lookahead, plan->guidance, plan->shift,
+                models::solver_kind_name(plan->solver), a.seed, a.crf, a.upscale, a.upscale_filter, a.out,
+                a.checkpoint_every, a.mode, a.clips, a.context_frames, a.global_frames};
+    if (auto st = create_job(a.job_dir, job); !st) return report(st.error());
+  }
+  if (resuming) {
+    auto job = read_job(a.job_dir);
+    auto checksum = model_checksum(model->source);
+    if (!checksum) return report(checksum.error());
+    if (job && *checksum != job->model_checksum)
+      return report(usage("the weights of '" + model->source + "' changed since job '" + a.job_dir + "' started"));
+  }
+
   if (a.mode == "fifo") {
-    if (!a.job_dir.empty() && !resuming) {
-      auto checksum = model_checksum(model->source);
-      if (!checksum) return report(checksum.error());
-      FifoJob job{prompt, a.model, model->source, *checksum, plan->frames, plan->width, plan->height, plan->steps,
-                  plan->fps, a.partitions, a.lookahead, plan->guidance, plan->shift,
-                  models::solver_kind_name(plan->solver), a.seed, a.crf, a.upscale, a.upscale_filter, a.out,
-                  a.checkpoint_every};
-      if (auto st = create_job(a.job_dir, job); !st) return report(st.error());
-    }
-    if (resuming) {
-      auto job = read_job(a.job_dir);
-      auto checksum = model_checksum(model->source);
-      if (!checksum) return report(checksum.error());
-      if (job && *checksum != job->model_checksum)
-        return report(usage("the weights of '" + model->source + "' changed since job '" + a.job_dir + "' started"));
-    }
     std::vector<video::Frame> sheet;
     auto stats = generate_fifo(a, *model, *plan, cond, sheet, resuming);
     if (!stats) return report(stats.error());
     if (!a.sheet.empty()) {
-      if (auto st = video::write_contact_sheet(a.sheet, {sheet}); !st) return report(st.error());
+      if (auto st = write_sheet(a, std::move(sheet)); !st) return report(st.error());
     }
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("reel: wrote %s (%d frames, fifo, %d steps, %lld model calls) with %s in %s; %.3f s/frame\n",
@@ -431,10 +511,10 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
 
   if (a.mode == "clips") {
     std::vector<video::Frame> sheet;
-    auto stats = generate_clips(a, *model, *plan, cond, sheet);
+    auto stats = generate_clips(a, *model, *plan, cond, sheet, resuming);
     if (!stats) return report(stats.error());
     if (!a.sheet.empty()) {
-      if (auto st = video::write_contact_sheet(a.sheet, {sheet}); !st) return report(st.error());
+      if (auto st = write_sheet(a, std::move(sheet)); !st) return report(st.error());
     }
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("reel: wrote %s (%d frames, %d clips, %d steps, %lld model calls, %.1f MB context exchanged) with %s "
@@ -489,7 +569,10 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
     if (auto st = writer->append(f); !st) return report(st.error());
   if (auto st = writer->finish(); !st) return report(st.error());
   if (!a.sheet.empty()) {
-    if (auto st = video::write_contact_sheet(a.sheet, {frames}); !st) return report(st.error());
+    std::vector<video::Frame> picked;
+    for (size_t i = 0; i < frames.size(); ++i)
+      if (a.sheet_every <= 0 || i % static_cast<size_t>(a.sheet_every) == 0) picked.push_back(frames[i]);
+    if (auto st = write_sheet(a, std::move(picked)); !st) return report(st.error());
   }
 
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -549,6 +632,10 @@ Command add_generate(CLI::App& app, const Config& cfg) {
   sub->add_option("--out,-o", a->out, "output MP4 (written via a temporary, renamed at the end)")
       ->envname("REEL_OUT")->capture_default_str();
   sub->add_option("--sheet", a->sheet, "also write a contact sheet PNG of the frames");
+  sub->add_option("--sheet-every", a->sheet_every,
+                  "contact sheet of frames 0, N, 2N, ... in rows of 16 (at most 256 frames); "
+                  "0 = all frames (standard) or 16 evenly spaced (fifo, clips)")
+      ->capture_default_str();
   sub->add_option("--upscale", a->upscale, "integer upscaling of the written frames")
       ->envname("REEL_UPSCALE")->capture_default_str();
   sub->add_option("--upscale-filter", a->upscale_filter, "nearest or bicubic")->capture_default_str();
@@ -557,8 +644,9 @@ Command add_generate(CLI::App& app, const Config& cfg) {
       ->envname("REEL_THREADS")->capture_default_str();
   sub->add_flag("--quiet,-q", a->quiet, "no progress bar");
   sub->add_option("--mode", a->mode,
-                  "standard (one window), fifo (any length, constant memory, streamed) or clips (clip-parallel)")
-      ->check(CLI::IsMember({"standard", "fifo", "clips"}))->capture_default_str();
+                  "standard (one window), fifo (any length, constant memory, streamed), clips (clip-parallel) or "
+                  "pipefusion (one window, the model's blocks over --stages stage actors)")
+      ->check(CLI::IsMember({"standard", "fifo", "clips", "pipefusion"}))->capture_default_str();
   sub->add_option("--clips", a->clips, "clips: clips the video is split into (a divisor of --frames)")
       ->capture_default_str();
   sub->add_option("--context-frames", a->context_frames, "clips: neighbour frames per side")->capture_default_str();
@@ -566,10 +654,13 @@ Command add_generate(CLI::App& app, const Config& cfg) {
   sub->add_option("--partitions", a->partitions, "FIFO: windows in the queue (queue = window x partitions frames)")
       ->capture_default_str();
   sub->add_flag("--lookahead,!--no-lookahead", a->lookahead, "FIFO: half-overlapping windows (default on)");
-  sub->add_option("--job-dir", a->job_dir, "FIFO: job directory for checkpoints (see --resume)");
-  sub->add_option("--checkpoint-every", a->checkpoint_every, "FIFO: checkpoint every K frames into --job-dir")
+  sub->add_option("--job-dir", a->job_dir, "FIFO, clips: job directory for checkpoints (see --resume)");
+  sub->add_option("--checkpoint-every", a->checkpoint_every,
+                  "checkpoint into --job-dir every K frames (FIFO) or every K steps (clips); 0 = never")
       ->capture_default_str();
-  sub->add_option("--resume", a->resume, "continue the job in this directory (its settings are used)");
+  sub->add_option("--resume", a->resume,
+                  "continue the FIFO or clips job in this directory (its settings are used): the same video as "
+                  "an uninterrupted run");
   auto* cache_opt = sub->add_option("--cache", a->cache.path,
                                     "standard: approximate cache directory (RocksDB); default: cache.path of the config")
                          ->envname("REEL_CACHE");

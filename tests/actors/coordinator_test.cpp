@@ -13,9 +13,11 @@
 
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
+#include "actors/node_process.hpp"
 #include "models/zoo.hpp"
 #include "pipeline/dit_denoiser.hpp"
 #include "pipeline/fifo.hpp"
+#include "pipeline/pipefusion.hpp"
 #include "pipeline/sampler.hpp"
 #include "video/mp4_reader.hpp"
 
@@ -69,10 +71,14 @@ class CoordinatorTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  coordinator_actor start(int workers) {
+  coordinator_actor start(int workers, std::vector<StageHost> stage_hosts = {}) {
     auto node = spawn_node(*sys_, kZoo);
     auto members = request_workers(*sys_, node, "local", workers);
     EXPECT_TRUE(members.ok());
+    return start_on(std::move(*members), std::move(stage_hosts));
+  }
+
+  coordinator_actor start_on(std::vector<PoolMember> members, std::vector<StageHost> stage_hosts = {}) {
     auto store = spawn_job_store(*sys_, (dir_ / "jobs").string());
     EXPECT_TRUE(store.ok()) << store.error().message;
     CoordinatorOptions options;
@@ -80,7 +86,9 @@ class CoordinatorTest : public ::testing::Test {
     options.worker_threads = 1;
     options.runner_threads = 1;
     options.on_latent = observed_.observer();
-    auto c = spawn_coordinator(*sys_, *store, std::move(*members), options);
+    options.stage_hosts = std::move(stage_hosts);
+    options.warn = [](const std::string&) {};
+    auto c = spawn_coordinator(*sys_, *store, std::move(members), options);
     EXPECT_TRUE(c.ok()) << c.error().message;
     coordinators_.push_back(*c);
     return *c;
@@ -151,6 +159,35 @@ class CoordinatorTest : public ::testing::Test {
     auto text = m.text_encoder->encode({kPrompt});
     EXPECT_TRUE(text.ok());
     return {*text, m.defaults.guidance != 1.0 ? torch::zeros_like(*text) : torch::Tensor()};
+  }
+
+  // What a FIFO job of `frames` frames makes in process: FifoQueue over the DiT, one window per
+  // call (as the coordinator sends them), one partition with lookahead, steps = the window.
+  static std::vector<torch::Tensor> fifo_reference(models::T2VModel& m, int frames, uint64_t seed) {
+    torch::NoGradGuard no_grad;
+    const int window = m.defaults.frames;
+    pipeline::DiTDenoiser denoiser(m.dit, m.prediction);
+    pipeline::FifoOptions fo;
+    fo.window_frames = window;
+    fo.partitions = 1;
+    fo.lookahead = true;
+    fo.batch_windows = false;
+    fo.steps = window;
+    fo.shift = m.defaults.shift;
+    fo.solver = m.defaults.solver;
+    fo.guidance = m.defaults.guidance;
+    fo.seed = seed;
+    const auto cond = conditioning(m);
+    std::vector<torch::Tensor> expected;
+    auto queue = pipeline::FifoQueue::start(denoiser, cond, {1, m.dit->config().in_channels, window, 32, 32}, fo);
+    EXPECT_TRUE(queue.ok()) << queue.error().message;
+    if (!queue.ok()) return expected;
+    auto stats = queue->run(denoiser, cond, frames, [&](int64_t, const torch::Tensor& latent) -> Status {
+      expected.push_back(latent.clone());
+      return {};
+    });
+    EXPECT_TRUE(stats.ok()) << stats.error().message;
+    return expected;
   }
 
   caf::actor_system_config cfg_;
@@ -317,30 +354,7 @@ TEST_F(CoordinatorTest, FifoOnTwoWorkersEqualsTheInProcessUnbatchedRunBitForBit)
   const int frames = window + 4;
   const int steps = window;  // one partition with lookahead: the queue is `window` frames long
 
-  // In-process: FifoQueue over the DiT, one call per window.
-  std::vector<torch::Tensor> expected;
-  {
-    torch::NoGradGuard no_grad;
-    pipeline::DiTDenoiser denoiser(m.dit, m.prediction);
-    pipeline::FifoOptions fo;
-    fo.window_frames = window;
-    fo.partitions = 1;
-    fo.lookahead = true;
-    fo.batch_windows = false;
-    fo.steps = steps;
-    fo.shift = m.defaults.shift;
-    fo.solver = m.defaults.solver;
-    fo.guidance = m.defaults.guidance;
-    fo.seed = 5;
-    const auto cond = conditioning(m);
-    auto queue = pipeline::FifoQueue::start(denoiser, cond, {1, m.dit->config().in_channels, window, 32, 32}, fo);
-    ASSERT_TRUE(queue.ok()) << queue.error().message;
-    auto stats = queue->run(denoiser, cond, frames, [&](int64_t, const torch::Tensor& latent) -> Status {
-      expected.push_back(latent.clone());
-      return {};
-    });
-    ASSERT_TRUE(stats.ok()) << stats.error().message;
-  }
+  const auto expected = fifo_reference(m, frames, 5);
 
   auto c = start(2);
   caf::scoped_actor self{*sys_};
@@ -407,6 +421,184 @@ TEST_F(CoordinatorTest, CfgParallelOnTwoWorkersMatchesTheGuidedRun) {
   ASSERT_TRUE(through.defined());
   // Not bit for bit: the halves run as two batch-1 calls instead of one batch-2 call.
   EXPECT_TRUE(torch::allclose(direct->latent, through, 1e-4, 1e-5));
+}
+
+}  // namespace
+}  // namespace reel::actors
+
+namespace reel::actors {
+namespace {
+
+// The PipeFusion job of the tests below and what the one-thread simulation makes of it.
+struct PipeFusionCase {
+  JobSpec spec;
+  torch::Tensor expected;
+};
+
+PipeFusionCase pipefusion_case(models::T2VModel& m, const pipeline::Conditioning& cond, JobSpec s) {
+  s.mode = JobMode::pipefusion;
+  s.frames = 8;
+  s.steps = 8;
+  s.stages = 2;
+  s.patches = 2;
+  s.warmup_steps = 1;
+  s.seed = 17;
+  pipeline::PipeFusionPlan plan;
+  plan.stages = s.stages;
+  plan.patches = s.patches;
+  plan.warmup_steps = s.warmup_steps;
+  pipeline::SampleOptions o;
+  o.steps = s.steps;
+  o.shift = m.defaults.shift;
+  o.solver = m.defaults.solver;
+  o.guidance = m.defaults.guidance;
+  o.seed = s.seed;
+  torch::NoGradGuard no_grad;
+  auto reference = pipeline::sample_pipefusion(m.dit, m.prediction, cond,
+                                               {1, m.dit->config().in_channels, s.frames, 32, 32}, o, plan);
+  EXPECT_TRUE(reference.ok()) << reference.error().message;
+  return {s, reference.ok() ? reference->latent : torch::Tensor()};
+}
+
+TEST_F(CoordinatorTest, PipeFusionJobOnStagesInThisProcessEqualsTheSimulation) {
+  auto m = tiny();
+  auto pf = pipefusion_case(m, conditioning(m), spec("pipefusion.mp4"));
+  auto c = start(1);  // no stage hosts: a node of this process
+  caf::scoped_actor self{*sys_};
+  const uint64_t id = submit(self, c, pf.spec);
+  auto events = follow(self, c, id);
+  ASSERT_EQ(events.back().state, JobState::done) << events.back().message;
+  EXPECT_EQ(events.back().total, pf.spec.steps);
+  auto got = observed_.get(id, 0);
+  ASSERT_TRUE(got.defined());
+  EXPECT_TRUE(torch::equal(got, pf.expected));
+  const JobRecord r = status(self, c, id);
+  EXPECT_EQ(r.stats.replans, 0);
+  EXPECT_EQ(r.stats.model_calls, 0);  // nothing ran on the pool's worker
+  auto info = video::probe(pf.spec.out);
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->frames, pf.spec.frames);
+}
+
+TEST_F(CoordinatorTest, PipeFusionJobsWithPlansTheModelCannotRunFailWithTheReason) {
+  auto c = start(1);
+  caf::scoped_actor self{*sys_};
+  JobSpec s = spec("bad.mp4");
+  s.mode = JobMode::pipefusion;
+  s.stages = 64;  // more stages than the model has blocks
+  auto events = follow(self, c, submit(self, c, s));
+  ASSERT_EQ(events.back().state, JobState::failed);
+  EXPECT_NE(events.back().message.find("stage"), std::string::npos) << events.back().message;
+  s.stages = 2;
+  s.split = "diagonal";
+  s.out = (dir_ / "bad2.mp4").string();
+  events = follow(self, c, submit(self, c, s));
+  ASSERT_EQ(events.back().state, JobState::failed);
+  EXPECT_NE(events.back().message.find("diagonal"), std::string::npos) << events.back().message;
+  EXPECT_FALSE(fs::exists(s.out));
+  EXPECT_FALSE(fs::exists(s.out + ".part"));
+}
+
+TEST_F(CoordinatorTest, PipeFusionJobIsPlannedAgainOnTheNodeLeftWhenOneIsKilled) {
+  auto m = tiny();
+  auto pf = pipefusion_case(m, conditioning(m), spec("replanned.mp4"));
+  const std::string reel = std::string(REEL_BINARY_DIR) + "/cli/reel";
+  std::vector<NodeProcess> nodes;
+  std::vector<StageHost> hosts;
+  for (int i = 0; i < 2; ++i) {
+    auto node = NodeProcess::start(reel, "");
+    ASSERT_TRUE(node.ok()) << node.error().message;
+    nodes.push_back(std::move(*node));
+    auto handle = connect_node(*sys_, nodes.back().address());
+    ASSERT_TRUE(handle.ok()) << handle.error().message;
+    hosts.push_back(StageHost{*handle, nodes.back().address()});
+  }
+  auto c = start(1, hosts);
+  caf::scoped_actor self{*sys_};
+  const uint64_t id = submit(self, c, pf.spec);
+  bool killed = false;
+  auto events = follow(self, c, id, [&](const JobEvent& e) {
+    if (!killed && e.state == JobState::running && e.done >= 2) {  // mid-job, one stage on each node
+      nodes[1].kill_hard();
+      killed = true;
+    }
+  });
+  ASSERT_TRUE(killed);
+  ASSERT_EQ(events.back().state, JobState::done) << events.back().message;
+  const JobRecord r = status(self, c, id);
+  EXPECT_EQ(r.stats.replans, 1);
+  // Both stages on the node left, same N, M, W and threads: the simulation's latent.
+  auto got = observed_.get(id, 0);
+  ASSERT_TRUE(got.defined());
+  EXPECT_TRUE(torch::equal(got, pf.expected));
+  auto info = video::probe(pf.spec.out);
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->frames, pf.spec.frames);
+}
+
+TEST_F(CoordinatorTest, PipeFusionJobFailsClearlyWhenEveryStageHostIsGone) {
+  const std::string reel = std::string(REEL_BINARY_DIR) + "/cli/reel";
+  auto node = NodeProcess::start(reel, "");
+  ASSERT_TRUE(node.ok()) << node.error().message;
+  auto handle = connect_node(*sys_, node->address());
+  ASSERT_TRUE(handle.ok()) << handle.error().message;
+  auto c = start(1, {StageHost{*handle, node->address()}});
+  node->kill_hard();
+  caf::scoped_actor self{*sys_};
+  JobSpec s = spec("gone.mp4");
+  s.mode = JobMode::pipefusion;
+  auto events = follow(self, c, submit(self, c, s));
+  ASSERT_EQ(events.back().state, JobState::failed);
+  EXPECT_NE(events.back().message.find("no stage host answers"), std::string::npos) << events.back().message;
+  EXPECT_FALSE(fs::exists(s.out));
+}
+
+TEST_F(CoordinatorTest, FifoJobOnTwoNodeProcessesCompletesUnchangedWhenOneIsKilledMidJob) {
+  auto m = tiny();
+  const int window = m.defaults.frames;
+  const int frames = window + 8;
+  const auto expected = fifo_reference(m, frames, 9);
+  ASSERT_EQ(expected.size(), static_cast<size_t>(frames));
+  const std::string reel = std::string(REEL_BINARY_DIR) + "/cli/reel";
+  std::vector<NodeProcess> nodes;
+  std::vector<PoolMember> members;
+  for (int i = 0; i < 2; ++i) {
+    auto node = NodeProcess::start(reel, "");
+    ASSERT_TRUE(node.ok()) << node.error().message;
+    nodes.push_back(std::move(*node));
+    auto handle = connect_node(*sys_, nodes.back().address());
+    ASSERT_TRUE(handle.ok()) << handle.error().message;
+    auto w = request_workers(*sys_, *handle, nodes.back().address(), 1);
+    ASSERT_TRUE(w.ok()) << w.error().message;
+    members.push_back((*w)[0]);
+  }
+  auto c = start_on(members);
+  caf::scoped_actor self{*sys_};
+  JobSpec s = spec("fifo_killed.mp4");
+  s.mode = JobMode::fifo;
+  s.frames = frames;
+  s.steps = window;
+  s.seed = 9;
+  const uint64_t id = submit(self, c, s);
+  bool killed = false;
+  auto events = follow(self, c, id, [&](const JobEvent& e) {
+    if (!killed && e.state == JobState::running && e.done >= 3) {  // frames out, both workers busy
+      nodes[1].kill_hard();
+      killed = true;
+    }
+  });
+  ASSERT_TRUE(killed);
+  ASSERT_EQ(events.back().state, JobState::done) << events.back().message;
+  const JobRecord r = status(self, c, id);
+  EXPECT_EQ(r.stats.workers, 1);  // the killed node's worker was noticed lost
+  for (int f = 0; f < frames; ++f) {
+    auto got = observed_.get(id, f);
+    ASSERT_TRUE(got.defined()) << "frame " << f;
+    EXPECT_TRUE(torch::equal(expected[static_cast<size_t>(f)], got)) << "frame " << f;
+  }
+  auto info = video::probe(s.out);
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->frames, frames);
 }
 
 }  // namespace

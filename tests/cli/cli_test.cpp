@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
+#include "video/image.hpp"
 #include "video/mp4_reader.hpp"
 
 namespace {
@@ -237,8 +239,9 @@ TEST_F(ReelCli, FifoModeRejectsWhatTheQueueCannotDo) {
   expect_usage_error(base + " --mode sideways", "--mode");
 }
 
-// Starts reel in the background and SIGKILLs it once its job holds at least `frames` frames.
-bool kill_when_frames(const std::string& args, const std::string& frames_file, size_t frame_bytes, size_t frames) {
+// Starts reel in the background and SIGKILLs it once `ready()` says so (polled every millisecond).
+// False when the run ended first.
+bool kill_when(const std::string& args, const std::function<bool()>& ready) {
   const pid_t pid = fork();
   if (pid == 0) {
     const std::string cmd = std::string(REEL_BINARY_DIR) + "/cli/reel " + args + " >/dev/null 2>&1";
@@ -246,8 +249,7 @@ bool kill_when_frames(const std::string& args, const std::string& frames_file, s
     _exit(127);
   }
   for (int i = 0; i < 60000; ++i) {
-    std::error_code ec;
-    if (fs::exists(frames_file) && fs::file_size(frames_file, ec) >= frame_bytes * frames) {
+    if (ready()) {
       kill(pid, SIGKILL);
       int status = 0;
       waitpid(pid, &status, 0);
@@ -260,6 +262,28 @@ bool kill_when_frames(const std::string& args, const std::string& frames_file, s
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
   return false;
+}
+
+// ... once its job holds at least `frames` frames.
+bool kill_when_frames(const std::string& args, const std::string& frames_file, size_t frame_bytes, size_t frames) {
+  return kill_when(args, [&] {
+    std::error_code ec;
+    return fs::exists(frames_file) && fs::file_size(frames_file, ec) >= frame_bytes * frames;
+  });
+}
+
+// The "step" of a clips checkpoint, from its safetensors header (-1 when there is none yet).
+int checkpoint_step(const std::string& state_file) {
+  std::ifstream in(state_file, std::ios::binary);
+  unsigned char len[8] = {};
+  if (!in.read(reinterpret_cast<char*>(len), 8)) return -1;
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = n << 8 | len[i];
+  if (n > (1u << 24)) return -1;
+  std::string header(n, '\0');
+  if (!in.read(header.data(), static_cast<std::streamsize>(n))) return -1;
+  const auto at = header.find("\"step\":\"");
+  return at == std::string::npos ? -1 : std::atoi(header.c_str() + at + 8);
 }
 
 TEST_F(ReelCli, AFifoJobKilledAndResumedWritesTheUninterruptedVideo) {
@@ -288,12 +312,87 @@ TEST_F(ReelCli, AFifoJobKilledAndResumedWritesTheUninterruptedVideo) {
   for (size_t i = 0; i < a->size(); ++i) EXPECT_EQ((*a)[i].rgb, (*b)[i].rgb) << "frame " << i;
 }
 
+TEST_F(ReelCli, AClipsJobKilledAndResumedWritesTheUninterruptedVideo) {
+  const std::string common = std::string("generate ") + kPrompt +
+                             " -q --threads 1 --model tiny-random --mode clips --frames 24 --clips 3 --context-frames 1"
+                             " --global-frames 1 --steps 60 --guidance 1 --upscale 1";
+  auto straight = reel(common + " --out " + path("a.mp4"));
+  ASSERT_EQ(straight.code, 0) << straight.output;
+
+  const std::string job = path("job");
+  const std::string state = job + "/state.safetensors";
+  ASSERT_TRUE(kill_when(common + " --out " + path("b.mp4") + " --job-dir " + job + " --checkpoint-every 1",
+                        [&] { return checkpoint_step(state) >= 3; }))
+      << "the run ended before it could be killed";
+  const int stopped = checkpoint_step(state);
+  EXPECT_GE(stopped, 3);
+  EXPECT_LT(stopped, 60);  // killed between steps: the resume continues the denoising
+  EXPECT_FALSE(fs::exists(path("b.mp4")));
+  EXPECT_FALSE(fs::exists(job + "/frames.rgb"));  // clips write frames only at the end
+
+  auto other = reel("generate \"a large blue square moving left on a gray background\" --resume " + job);
+  EXPECT_EQ(other.code, 2) << other.output;
+  EXPECT_NE(other.output.find("was started for the prompt"), std::string::npos) << other.output;
+  auto model = reel("generate --model shapes-s --resume " + job);
+  EXPECT_EQ(model.code, 2) << model.output;
+  EXPECT_NE(model.output.find("was started with the model"), std::string::npos) << model.output;
+
+  // A damaged checkpoint (in a copy of the job): one line, exit 2, no video.
+  const std::string copy = path("copy");
+  fs::copy(job, copy);
+  {
+    std::fstream f(copy + "/state.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(copy + "/state.safetensors") - 5));
+    f.write("\x7f\x7f\x7f", 3);
+  }
+  auto damaged = reel("generate -q --threads 1 --resume " + copy);
+  EXPECT_EQ(damaged.code, 2) << damaged.output;
+  EXPECT_EQ(lines(damaged.output), 1) << damaged.output;
+  EXPECT_NE(damaged.output.find("damaged"), std::string::npos) << damaged.output;
+  EXPECT_FALSE(fs::exists(path("b.mp4")));
+
+  auto resumed = reel("generate -q --threads 1 --resume " + job);
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  auto a = reel::video::read_video(path("a.mp4"));
+  auto b = reel::video::read_video(path("b.mp4"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->size(), 24u);
+  ASSERT_EQ(b->size(), a->size());
+  for (size_t i = 0; i < a->size(); ++i) EXPECT_EQ((*a)[i].rgb, (*b)[i].rgb) << "frame " << i;
+  EXPECT_EQ(checkpoint_step(state), 60);  // the last checkpoint: after the last step
+}
+
+TEST_F(ReelCli, ASheetEveryNthFrameOfALongVideo) {
+  auto run = reel(std::string("generate ") + kPrompt + " -q --threads 1 --model tiny-random --mode fifo --frames 40" +
+                  " --steps 8 --guidance 1 --upscale 1 --sheet-every 2 --out " + path("v.mp4") + " --sheet " +
+                  path("v.png"));
+  ASSERT_EQ(run.code, 0) << run.output;
+  auto sheet = reel::video::read_png(path("v.png"));
+  ASSERT_TRUE(sheet.ok()) << sheet.error().message;
+  EXPECT_EQ(sheet->width, 16 * 32 + 15 * 2);  // 20 frames: rows of 16 cells of 32 pixels, 2-pixel gaps
+  EXPECT_EQ(sheet->height, 2 * 32 + 2);
+  fs::remove(path("v.mp4"));
+  fs::remove(path("v.png"));
+  expect_usage_error(std::string("generate ") + kPrompt + " --sheet-every 2 --out " + path("w.mp4"),
+                     "--sheet-every needs --sheet");
+  expect_usage_error(std::string("generate ") + kPrompt + " --frames 600 --sheet-every 2 --out " + path("w.mp4") +
+                         " --sheet " + path("w.png"),
+                     "at most 256");
+}
+
 TEST_F(ReelCli, ResumeNeedsAJobAndJobsNeedFifo) {
   expect_usage_error("generate --resume " + path("nowhere"), "not a reel job directory");
   expect_usage_error(std::string("generate ") + kPrompt + " --job-dir " + path("j") + " --out " + path("v.mp4"),
                      "--job-dir needs --mode fifo");
   expect_usage_error(std::string("generate ") + kPrompt + " --mode fifo --checkpoint-every 4 --out " + path("v.mp4"),
                      "--checkpoint-every needs --job-dir");
+  expect_usage_error(std::string("generate ") + kPrompt + " --mode clips --frames 16 --checkpoint-every 4 --out " +
+                         path("v.mp4"),
+                     "--checkpoint-every needs --job-dir");
+  // A clips job of a length the clips cannot split: refused before the job directory is made.
+  expect_usage_error(std::string("generate ") + kPrompt + " --model tiny-random --mode clips --frames 13 --clips 3" +
+                         " --job-dir " + path("j") + " --out " + path("v.mp4"),
+                     "multiple of 3");
 }
 
 TEST_F(ReelCli, ASecondRequestThroughTheCacheStartsFromTheFirst) {
@@ -409,6 +508,19 @@ TEST_F(ReelCli, BenchLongMeasuresEachModeInAChildProcess) {
   EXPECT_NE(text.find("\"peak_rss_mb\""), std::string::npos) << text;
   fs::remove(path("b.json"));
   expect_usage_error("bench long --modes sideways", "unknown mode 'sideways'");
+}
+
+TEST_F(ReelCli, BenchLongScoresLongVideosBesideThe8FrameReference) {
+  auto run = reel("bench long --model tiny-random --frames 8 --modes clips --quality-frames 16 --quality-prompts 1"
+                  " --threads 1 --json " + path("q.json"));
+  ASSERT_EQ(run.code, 0) << run.output;
+  EXPECT_NE(run.output.find("standard-8"), std::string::npos) << run.output;
+  std::ifstream json(path("q.json"));
+  std::string text((std::istreambuf_iterator<char>(json)), {});
+  EXPECT_NE(text.find("\"quality_reference\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"largest_drop_points\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"consistency_across_over_inside\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"quality_videos\""), std::string::npos) << text;
 }
 
 }  // namespace
