@@ -161,6 +161,23 @@ class CoordinatorTest : public ::testing::Test {
     return {*text, m.defaults.guidance != 1.0 ? torch::zeros_like(*text) : torch::Tensor()};
   }
 
+  // Starts `count` `reel node` processes (into `nodes`) and connects to them, named by address.
+  std::vector<StageHost> start_nodes(std::vector<NodeProcess>& nodes, int count) {
+    const std::string reel = std::string(REEL_BINARY_DIR) + "/cli/reel";
+    std::vector<StageHost> hosts;
+    for (int i = 0; i < count; ++i) {
+      auto node = NodeProcess::start(reel, "");
+      EXPECT_TRUE(node.ok()) << node.error().message;
+      if (!node.ok()) return {};
+      nodes.push_back(std::move(*node));
+      auto handle = connect_node(*sys_, nodes.back().address());
+      EXPECT_TRUE(handle.ok()) << handle.error().message;
+      if (!handle.ok()) return {};
+      hosts.push_back(StageHost{*handle, nodes.back().address()});
+    }
+    return hosts;
+  }
+
   // What a FIFO job of `frames` frames makes in process: FifoQueue over the DiT, one window per
   // call (as the coordinator sends them), one partition with lookahead, steps = the window.
   static std::vector<torch::Tensor> fifo_reference(models::T2VModel& m, int frames, uint64_t seed) {
@@ -502,17 +519,9 @@ TEST_F(CoordinatorTest, PipeFusionJobsWithPlansTheModelCannotRunFailWithTheReaso
 TEST_F(CoordinatorTest, PipeFusionJobIsPlannedAgainOnTheNodeLeftWhenOneIsKilled) {
   auto m = tiny();
   auto pf = pipefusion_case(m, conditioning(m), spec("replanned.mp4"));
-  const std::string reel = std::string(REEL_BINARY_DIR) + "/cli/reel";
   std::vector<NodeProcess> nodes;
-  std::vector<StageHost> hosts;
-  for (int i = 0; i < 2; ++i) {
-    auto node = NodeProcess::start(reel, "");
-    ASSERT_TRUE(node.ok()) << node.error().message;
-    nodes.push_back(std::move(*node));
-    auto handle = connect_node(*sys_, nodes.back().address());
-    ASSERT_TRUE(handle.ok()) << handle.error().message;
-    hosts.push_back(StageHost{*handle, nodes.back().address()});
-  }
+  const auto hosts = start_nodes(nodes, 2);
+  ASSERT_EQ(hosts.size(), 2u);
   auto c = start(1, hosts);
   caf::scoped_actor self{*sys_};
   const uint64_t id = submit(self, c, pf.spec);
@@ -537,13 +546,11 @@ TEST_F(CoordinatorTest, PipeFusionJobIsPlannedAgainOnTheNodeLeftWhenOneIsKilled)
 }
 
 TEST_F(CoordinatorTest, PipeFusionJobFailsClearlyWhenEveryStageHostIsGone) {
-  const std::string reel = std::string(REEL_BINARY_DIR) + "/cli/reel";
-  auto node = NodeProcess::start(reel, "");
-  ASSERT_TRUE(node.ok()) << node.error().message;
-  auto handle = connect_node(*sys_, node->address());
-  ASSERT_TRUE(handle.ok()) << handle.error().message;
-  auto c = start(1, {StageHost{*handle, node->address()}});
-  node->kill_hard();
+  std::vector<NodeProcess> nodes;
+  const auto hosts = start_nodes(nodes, 1);
+  ASSERT_EQ(hosts.size(), 1u);
+  auto c = start(1, hosts);
+  nodes[0].kill_hard();
   caf::scoped_actor self{*sys_};
   JobSpec s = spec("gone.mp4");
   s.mode = JobMode::pipefusion;
@@ -559,16 +566,12 @@ TEST_F(CoordinatorTest, FifoJobOnTwoNodeProcessesCompletesUnchangedWhenOneIsKill
   const int frames = window + 8;
   const auto expected = fifo_reference(m, frames, 9);
   ASSERT_EQ(expected.size(), static_cast<size_t>(frames));
-  const std::string reel = std::string(REEL_BINARY_DIR) + "/cli/reel";
   std::vector<NodeProcess> nodes;
+  const auto hosts = start_nodes(nodes, 2);
+  ASSERT_EQ(hosts.size(), 2u);
   std::vector<PoolMember> members;
-  for (int i = 0; i < 2; ++i) {
-    auto node = NodeProcess::start(reel, "");
-    ASSERT_TRUE(node.ok()) << node.error().message;
-    nodes.push_back(std::move(*node));
-    auto handle = connect_node(*sys_, nodes.back().address());
-    ASSERT_TRUE(handle.ok()) << handle.error().message;
-    auto w = request_workers(*sys_, *handle, nodes.back().address(), 1);
+  for (const auto& host : hosts) {
+    auto w = request_workers(*sys_, host.node, host.name, 1);
     ASSERT_TRUE(w.ok()) << w.error().message;
     members.push_back((*w)[0]);
   }
