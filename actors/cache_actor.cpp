@@ -71,6 +71,7 @@ struct CacheStoreState {
   // parenthesised aggregate initialisation).
   CacheStoreState() = default;
   cachestore::CacheOptions options;
+  EmbedderFactory make_embedder;  // empty: NgramEmbedder
   std::unique_ptr<cachestore::ApproxCache> cache;
   static inline const char* name = "reel.cache_store";
 
@@ -78,7 +79,18 @@ struct CacheStoreState {
   // the next message.
   Expected<cachestore::ApproxCache*> open() {
     if (cache) return cache.get();
-    auto opened = cachestore::ApproxCache::open(options, std::make_unique<cachestore::NgramEmbedder>());
+    std::unique_ptr<cachestore::Embedder> embedder;
+    if (make_embedder) {
+      auto made = make_embedder();
+      if (!made) {
+        Error e = made.error();
+        e.message = "cache '" + options.path + "': prompt embedder: " + e.message;
+        return e;
+      }
+      embedder = std::move(*made);
+    }
+    if (!embedder) embedder = std::make_unique<cachestore::NgramEmbedder>();
+    auto opened = cachestore::ApproxCache::open(options, std::move(embedder));
     if (!opened) {
       Error e = opened.error();
       e.message = "cache '" + options.path + "': " + e.message;
@@ -106,6 +118,7 @@ struct CacheStoreState {
     out.corrupted = s.store.corrupted;
     out.insert_failures = s.store.insert_failures;
     out.inserts_enabled = s.store.inserts_enabled;
+    out.embedder = cache->embedder_id();
     return out;
   }
 };
@@ -171,8 +184,9 @@ Expected<uint64_t> do_insert(CacheStoreState& st, const CacheInsert& in) {
 }
 
 cache_store_actor::behavior_type cache_store(cache_store_actor::stateful_pointer<CacheStoreState> self,
-                                             cachestore::CacheOptions options) {
+                                             cachestore::CacheOptions options, EmbedderFactory make_embedder) {
   self->state.options = std::move(options);
+  self->state.make_embedder = std::move(make_embedder);
   return {
       [=](cache_lookup_atom, const CacheKey& key, const std::string& prompt) -> caf::result<CacheStart> {
         return serve<CacheStart>([&] { return do_lookup(self->state, key, prompt); });
@@ -209,13 +223,14 @@ cache_store_actor::behavior_type cache_store(cache_store_actor::stateful_pointer
 
 }  // namespace
 
-cache_store_actor spawn_cache_store(caf::actor_system& system, cachestore::CacheOptions options) {
-  return system.spawn<caf::detached>(cache_store, std::move(options));
+cache_store_actor spawn_cache_store(caf::actor_system& system, cachestore::CacheOptions options,
+                                    EmbedderFactory make_embedder) {
+  return system.spawn<caf::detached>(cache_store, std::move(options), std::move(make_embedder));
 }
 
 Expected<cache_store_actor> open_cache_store(caf::actor_system& system, cachestore::CacheOptions options,
-                                             std::chrono::milliseconds timeout) {
-  auto actor = spawn_cache_store(system, std::move(options));
+                                             EmbedderFactory make_embedder, std::chrono::milliseconds timeout) {
+  auto actor = spawn_cache_store(system, std::move(options), std::move(make_embedder));
   std::optional<Error> failed;
   {
     caf::scoped_actor self{system};

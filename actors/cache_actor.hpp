@@ -60,7 +60,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -165,13 +167,14 @@ struct CacheStoreStats {
   uint64_t corrupted = 0;        // entries dropped because their bytes failed a check
   uint64_t insert_failures = 0;  // inserts the store refused
   bool inserts_enabled = true;
+  std::string embedder;          // the prompt embedder's id (ApproxCache::embedder_id); "" until open
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, CacheStoreStats& x) {
   return f(caf::meta::type_name("reel.CacheStoreStats"), x.path, x.entries, x.bytes, x.lookups, x.hits,
            x.whole_hits, x.composed_hits, x.misses, x.steps_saved, x.inserted, x.evictions, x.corrupted,
-           x.insert_failures, x.inserts_enabled);
+           x.insert_failures, x.inserts_enabled, x.embedder);
 }
 
 using cache_lookup_atom = caf::atom_constant<caf::atom("cachelook")>;
@@ -188,16 +191,24 @@ using cache_store_actor = caf::typed_actor<
     caf::replies_to<cache_stats_atom>::with<CacheStoreStats>,
     caf::replies_to<cache_close_atom>::with<CacheStoreStats>>;
 
-// Spawns the actor over the cache `options` describe (opened with an n-gram prompt embedder, as
-// `reel generate --cache` opens it); the cache opens on the actor's thread at the first message
-// (see the top of this file). Never blocks. One actor per directory: RocksDB lets one process
-// at a time, and one handle in it, hold a directory.
-[[nodiscard]] cache_store_actor spawn_cache_store(caf::actor_system& system, cachestore::CacheOptions options);
+// Makes the prompt embedder the cache opens with. Called once, on the actor's thread, when the
+// cache opens (again after a failed open); its error is the open's. Empty: an n-gram embedder
+// (cachestore::NgramEmbedder with its defaults), as `reel generate --cache` uses by default.
+using EmbedderFactory = std::function<Expected<std::unique_ptr<cachestore::Embedder>>()>;
+
+// Spawns the actor over the cache `options` describe, with the embedder `make_embedder` makes;
+// the cache opens on the actor's thread at the first message (see the top of this file). Never
+// blocks. One actor per directory: RocksDB lets one process at a time, and one handle in it,
+// hold a directory.
+[[nodiscard]] cache_store_actor spawn_cache_store(caf::actor_system& system, cachestore::CacheOptions options,
+                                                  EmbedderFactory make_embedder = {});
 
 // spawn_cache_store, then waits (at most `timeout`) until the cache is open. Errors: the open's
-// (see the top of this file), io_error on timeout; the actor is stopped then. Blocks the
-// calling thread: call it from main, a test or a blocking actor, not from an event-based actor.
+// (see the top of this file) or the embedder factory's, io_error on timeout; the actor is
+// stopped then. Blocks the calling thread: call it from main, a test or a blocking actor, not
+// from an event-based actor.
 [[nodiscard]] Expected<cache_store_actor> open_cache_store(caf::actor_system& system, cachestore::CacheOptions options,
+                                                           EmbedderFactory make_embedder = {},
                                                            std::chrono::milliseconds timeout = std::chrono::minutes(5));
 
 // Registers CacheKey, CacheStart, CacheInsert, CacheSteps, CacheStoreStats and

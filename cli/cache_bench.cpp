@@ -219,7 +219,7 @@ std::vector<int> start_steps(int steps) {
 
 // What starting from a related prompt's latent costs in adherence, by what differs and by the
 // start step: the data the similarity -> start step table is set from.
-int run_calibrate(const CacheBenchArgs& a, CachedGenerator& gen) {
+int run_calibrate(const CacheBenchArgs& a, CachedGenerator& gen, const cachestore::Embedder& embedder) {
   namespace sh = models::shapes;
   const int steps = gen.model().defaults.steps;
   const std::vector<int> ks = start_steps(steps);
@@ -231,7 +231,6 @@ int run_calibrate(const CacheBenchArgs& a, CachedGenerator& gen) {
   };
   std::map<std::string, Row> rows;
   for (const auto& c : changes) rows[c].from_k.assign(ks.size(), 0.0);
-  cachestore::NgramEmbedder embedder;
   auto sim = [&](const std::string& x, const std::string& y) {
     auto vx = embedder.embed(x), vy = embedder.embed(y);
     double d = 0;
@@ -449,6 +448,8 @@ CLI::App* add_bench_cache(CLI::App* bench, CacheBenchArgs& a) {
   sub->add_option("--configs", a.configs, "comma-separated: none, whole, decoupled, compressed, whole-compressed")
       ->capture_default_str();
   sub->add_option("--cache-table", a.table, "similarity to start-fraction table (default: built in)");
+  sub->add_option("--embedder", a.embedder, "prompt embedder: ngram, text-encoder or text-encoder:MODEL")
+      ->capture_default_str();
   sub->add_option("--model,-m", a.model, "zoo name or .safetensors path")->capture_default_str();
   sub->add_option("--limit", a.limit, "replay only the first N requests (0 = all)")->capture_default_str();
   sub->add_option("--seed", a.seed, "request i without its own seed uses seed + i")->capture_default_str();
@@ -505,8 +506,13 @@ int run_bench_cache(const CacheBenchArgs& a, const Config& cfg) {
   if (!model) return report(model.error());
   auto weights = model_checksum(model->source);
   if (!weights) return report(weights.error());
+  CacheArgs embedder_args;
+  embedder_args.embedder = a.embedder;
+  embedder_args.zoo = cfg.zoo;
+  auto embedder = make_embedder(embedder_args, &*model);  // checks --embedder before any run
+  if (!embedder) return report(embedder.error());
   CachedGenerator generator(std::move(*model), *weights);
-  if (a.calibrate > 0) return run_calibrate(a, generator);
+  if (a.calibrate > 0) return run_calibrate(a, generator, **embedder);
   if (a.compression > 0) return run_compression(a, generator);
 
   // The reference (no cache) runs last, and by default only the requests a cache pass hit: all
@@ -526,7 +532,9 @@ int run_bench_cache(const CacheBenchArgs& a, const Config& cfg) {
       ca.table = a.table;
       ca.decoupled = pc.decoupled;
       ca.compress = pc.compress;
-      auto opened = open_cache(ca);
+      ca.embedder = a.embedder;
+      ca.zoo = cfg.zoo;
+      auto opened = open_cache(ca, &generator.model());
       if (!opened) return report(opened.error());
       cache = std::move(*opened);
     }
@@ -578,6 +586,7 @@ int run_bench_cache(const CacheBenchArgs& a, const Config& cfg) {
   out["requests"] = log->size();
   out["budget_mb"] = a.budget_mb;
   out["policy"] = a.policy;
+  out["embedder"] = (*embedder)->name();
   out["model"] = generator.model().name;
   out["steps"] = generator.model().defaults.steps;
   out["threads"] = a.threads;

@@ -19,6 +19,7 @@ struct CacheBenchArgs {
   // compressed: + int8 and zstd.
   std::string configs = "none,whole,decoupled,compressed";
   std::string table;                 // similarity -> start fraction; "" = built in
+  std::string embedder = "ngram";    // prompt embedder (see parse_embedder in cache_run.hpp)
   std::string json = "out/bench_cache.json";
   std::string model;
   int limit = 0;                     // replay only the first N requests (0 = all)

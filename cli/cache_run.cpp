@@ -5,16 +5,61 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <optional>
 
+#include "cachestore/text_encoder_embedder.hpp"
 #include "models/shapes/grammar.hpp"
 #include "models/shapes/score.hpp"
+#include "models/zoo.hpp"
 #include "pipeline/dit_denoiser.hpp"
 
 namespace reel::cli {
 
 CacheArgs cache_args(const Config& cfg) {
-  return CacheArgs{cfg.cache_path,  cfg.cache_budget_mb, cfg.cache_policy, cfg.cache_table,
-                   cfg.cache_decoupled, cfg.cache_compress, cfg.cache_tenant};
+  CacheArgs a;
+  a.path = cfg.cache_path;
+  a.budget_mb = cfg.cache_budget_mb;
+  a.policy = cfg.cache_policy;
+  a.table = cfg.cache_table;
+  a.decoupled = cfg.cache_decoupled;
+  a.compress = cfg.cache_compress;
+  a.tenant = cfg.cache_tenant;
+  a.embedder = cfg.cache_embedder;
+  a.zoo = cfg.zoo;
+  return a;
+}
+
+Expected<EmbedderSpec> parse_embedder(const std::string& text) {
+  static constexpr std::string_view kPrefix = "text-encoder:";
+  if (text == "ngram") return EmbedderSpec{};
+  if (text == "text-encoder") return EmbedderSpec{true, ""};
+  if (text.size() > kPrefix.size() && text.compare(0, kPrefix.size(), kPrefix) == 0)
+    return EmbedderSpec{true, text.substr(kPrefix.size())};
+  return make_error(Errc::invalid_argument,
+                    "--cache-embedder: unknown embedder '" + text + "' (ngram, text-encoder or text-encoder:MODEL)");
+}
+
+Expected<std::unique_ptr<cachestore::Embedder>> make_embedder(const CacheArgs& a, const models::T2VModel* model) {
+  auto spec = parse_embedder(a.embedder);
+  if (!spec) return spec.error();
+  if (!spec->text_encoder) return std::unique_ptr<cachestore::Embedder>(std::make_unique<cachestore::NgramEmbedder>());
+  std::optional<models::T2VModel> named;
+  if (!spec->model.empty()) {
+    auto opened = models::open_model(spec->model, a.zoo);
+    if (!opened) {
+      Error e = opened.error();
+      e.message = "--cache-embedder " + a.embedder + ": " + e.message;
+      return e;
+    }
+    named = std::move(*opened);
+    model = &*named;
+  }
+  if (model == nullptr) return make_error(Errc::invalid_argument, "--cache-embedder text-encoder: no model to take the encoder from");
+  if (!model->text_encoder)
+    return make_error(Errc::invalid_argument, "--cache-embedder: model '" + model->name + "' has no text encoder");
+  const std::string identity = model->name + "/" + cachestore::TextEncoderEmbedder::fingerprint(*model->text_encoder);
+  return std::unique_ptr<cachestore::Embedder>(
+      std::make_unique<cachestore::TextEncoderEmbedder>(model->text_encoder, identity));
 }
 
 void add_cache_options(CLI::App* app, CacheArgs& a) {
@@ -22,6 +67,9 @@ void add_cache_options(CLI::App* app, CacheArgs& a) {
   app->add_option("--cache-policy", a.policy, "replacement policy: lru, lcbfu or cost_aware")->capture_default_str();
   app->add_option("--cache-table", a.table,
                   "similarity to start-fraction table, e.g. 0.95:0.6,0.85:0.4,0.75:0.2 (default: built in)");
+  app->add_option("--cache-embedder", a.embedder,
+                  "prompt embedder: ngram, text-encoder (the model's own) or text-encoder:MODEL")
+      ->capture_default_str();
   app->add_flag("!--no-decouple", a.decoupled, "cache whole requests only (no object/background entries)");
   app->add_flag("!--no-compress", a.compress, "store entries as exact float32 (no int8 + zstd)");
   app->add_option("--tenant", a.tenant, "namespace of the entries this request may use and add (default: shared)");
@@ -29,6 +77,7 @@ void add_cache_options(CLI::App* app, CacheArgs& a) {
 
 Expected<cachestore::CacheOptions> cache_options(const CacheArgs& a) {
   if (!(a.budget_mb > 0)) return make_error(Errc::invalid_argument, "--cache-budget-mb must be positive");
+  if (auto spec = parse_embedder(a.embedder); !spec) return spec.error();
   auto policy = cachestore::parse_policy(a.policy);
   if (!policy.ok()) return policy.error();
   cachestore::CacheOptions o;
@@ -45,10 +94,12 @@ Expected<cachestore::CacheOptions> cache_options(const CacheArgs& a) {
   return o;
 }
 
-Expected<std::unique_ptr<cachestore::ApproxCache>> open_cache(const CacheArgs& a) {
+Expected<std::unique_ptr<cachestore::ApproxCache>> open_cache(const CacheArgs& a, const models::T2VModel* model) {
   auto o = cache_options(a);
   if (!o.ok()) return o.error();
-  return cachestore::ApproxCache::open(std::move(*o), std::make_unique<cachestore::NgramEmbedder>());
+  auto embedder = make_embedder(a, model);
+  if (!embedder) return embedder.error();
+  return cachestore::ApproxCache::open(std::move(*o), std::move(*embedder));
 }
 
 Expected<CachedSample> sample_cached(pipeline::Denoiser& denoiser, const models::T2VModel& model,

@@ -27,8 +27,31 @@ struct CacheArgs {
   bool decoupled = true;         // store and look up objects and backgrounds apart
   bool compress = true;          // int8 + zstd entries
   std::string tenant;            // namespace of this user's entries; "" = shared
+  std::string embedder = "ngram";  // prompt embedder: see parse_embedder
+  std::string zoo;               // where text-encoder:MODEL finds MODEL (models.zoo of the config)
   bool lookup = true;            // false: insert only (measure a cold cache's costs)
 };
+
+// Which prompt embedder a cache uses (--cache-embedder, cache.embedder):
+//  - "ngram": hashed word and character n-grams with TF-IDF weights; needs no weights.
+//  - "text-encoder": the text encoder of the model the command runs, mean-pooled.
+//  - "text-encoder:MODEL": the text encoder of MODEL (a zoo name or a .safetensors path), so
+//    that one cache serving several models compares every prompt the same way.
+// Entries remember their embedder: a cache opened with another finds none of them (a miss, never
+// a wrong hit), so changing it means starting the cache again.
+struct EmbedderSpec {
+  bool text_encoder = false;
+  std::string model;  // text-encoder:MODEL; "" = the command's model
+};
+// Errors: invalid_argument naming the value and the choices.
+[[nodiscard]] Expected<EmbedderSpec> parse_embedder(const std::string& text);
+
+// The embedder `args.embedder` names. `model` is the command's model: what "text-encoder" uses
+// (it shares the model's encoder); may be null when the spec names its own model or is ngram.
+// Errors: parse_embedder's; invalid_argument when "text-encoder" has no model to use, or the
+// model has no text encoder; open_model's for text-encoder:MODEL.
+[[nodiscard]] Expected<std::unique_ptr<cachestore::Embedder>> make_embedder(const CacheArgs& args,
+                                                                            const models::T2VModel* model);
 
 // A latent between LibTorch and the cache (float32, [1, C, F, H, W]); both copy. Shared with the
 // coordinator's side of the cache-store actor: actors/cache_job.hpp.
@@ -38,15 +61,18 @@ using actors::to_tensor;
 // The cache section of the configuration.
 [[nodiscard]] CacheArgs cache_args(const Config& cfg);
 
-// --cache-budget-mb, --cache-policy, --cache-table, --no-decouple, --no-compress, --tenant.
+// --cache-budget-mb, --cache-policy, --cache-table, --cache-embedder, --no-decouple,
+// --no-compress, --tenant.
 void add_cache_options(CLI::App* app, CacheArgs& args);
 
 // The cache's options from the CLI's (what open_cache opens, and what a cache-store actor is
 // spawned with: actors/cache_actor.hpp). Errors: invalid_argument for bad options.
 [[nodiscard]] Expected<cachestore::CacheOptions> cache_options(const CacheArgs& args);
 
-// Errors: invalid_argument for bad options; the store's errors (not_found, corrupt_data, io_error).
-[[nodiscard]] Expected<std::unique_ptr<cachestore::ApproxCache>> open_cache(const CacheArgs& args);
+// Opens the cache with make_embedder(args, model). Errors: invalid_argument for bad options;
+// make_embedder's; the store's errors (not_found, corrupt_data, io_error).
+[[nodiscard]] Expected<std::unique_ptr<cachestore::ApproxCache>> open_cache(const CacheArgs& args,
+                                                                           const models::T2VModel* model = nullptr);
 
 // Everything that makes latents of two generations incompatible:
 // compat_key(model, weights, options, latent_shape, tenant), `weights` being a checksum of the

@@ -31,6 +31,7 @@ struct Config {
   bool cache_decoupled = true;
   bool cache_compress = true;
   std::string cache_tenant;
+  std::string cache_embedder = "ngram";  // ngram, text-encoder or text-encoder:MODEL
 };
 
 // Where the configuration comes from: --config in argv before the subcommand, else $REEL_CONFIG, else the

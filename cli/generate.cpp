@@ -538,7 +538,7 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
   std::unique_ptr<cachestore::ApproxCache> cache;
   cachestore::CompatKey key;
   if (!a.cache.path.empty() && !a.no_cache) {
-    auto opened = open_cache(a.cache);
+    auto opened = open_cache(a.cache, &*model);
     if (!opened) return report(opened.error());
     cache = std::move(*opened);
     auto weights = model_checksum(model->source);

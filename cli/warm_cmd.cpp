@@ -93,15 +93,16 @@ int run_warm(const WarmArgs& a, const Config& cfg) {
   if (!model) return report(model.error());
   auto weights = model_checksum(model->source);
   if (!weights) return report(weights.error());
-  auto cache = open_cache(a.cache);
+  auto cache = open_cache(a.cache, &*model);
   if (!cache) return report(cache.error());
 
   std::vector<Ranked> ranked = rank(*log);
   std::vector<std::string> corpus;
   for (const auto& r : ranked) corpus.push_back(r.prompt);
   if ((*cache)->stats().store.entries == 0) {
-    // An empty cache learns which words are common in this log before the first vector is stored.
-    if (auto st = (*cache)->fit_embedder(corpus); !st) return report(st.error());
+    // An empty cache learns which words are common in this log before the first vector is stored
+    // (an n-gram embedder; a text encoder has nothing to fit).
+    if (auto st = (*cache)->fit_embedder(corpus); !st && st.error().code != Errc::unsupported) return report(st.error());
   }
   const size_t todo = a.budget > 0 ? std::min(ranked.size(), static_cast<size_t>(a.budget)) : ranked.size();
   std::fprintf(stderr, "reel: %zu requests, %zu distinct prompts; warming the %zu most useful into %s\n",

@@ -389,6 +389,54 @@ TEST_F(CacheActorTest, ABadDirectoryIsAnErrorReplyToEveryMessage) {
   EXPECT_EQ(no_path.error().code, Errc::invalid_argument);
 }
 
+// Every prompt is the same vector: whatever the prompt, a stored entry is a hit of similarity 1.
+class ConstantEmbedder final : public cachestore::Embedder {
+ public:
+  [[nodiscard]] int dim() const override { return 4; }
+  [[nodiscard]] std::string name() const override { return "constant-test"; }
+  [[nodiscard]] std::vector<float> embed(std::string_view) const override { return {1.0F, 0.0F, 0.0F, 0.0F}; }
+};
+
+TEST_F(CacheActorTest, TheEmbedderFactoryDecidesHowPromptsCompare) {
+  constexpr const char* kOther = "a small green square moving up on a checkered background";
+  caf::scoped_actor self{*sys_};
+  {  // the default n-gram embedder: an unrelated prompt misses
+    auto actor = spawn(options("ngram"));
+    ASSERT_TRUE(insert(self, actor, make_insert(shapes_key(), kRedOnSand, 1)).ok());
+    auto other = lookup(self, actor, shapes_key(), kOther);
+    ASSERT_TRUE(other.ok()) << other.error().message;
+    EXPECT_FALSE(other->hit);
+    auto st = stats(self, actor);
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(st->embedder.rfind("ngram-v1(", 0), 0u) << st->embedder;
+  }
+  int made = 0;
+  auto opened = open_cache_store(*sys_, options("constant"), [&made]() -> Expected<std::unique_ptr<cachestore::Embedder>> {
+    ++made;
+    return std::unique_ptr<cachestore::Embedder>(std::make_unique<ConstantEmbedder>());
+  });
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  actors_.push_back(*opened);
+  ASSERT_TRUE(insert(self, *opened, make_insert(shapes_key(), kRedOnSand, 1)).ok());
+  auto other = lookup(self, *opened, shapes_key(), kOther);
+  ASSERT_TRUE(other.ok()) << other.error().message;
+  EXPECT_TRUE(other->hit);
+  EXPECT_NEAR(other->similarity, 1.0F, 1e-6);
+  auto st = stats(self, *opened);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->embedder, "constant-test");
+  EXPECT_EQ(made, 1);  // once, at open
+
+  // A factory that fails is the open's error, with what it said.
+  auto failed = open_cache_store(*sys_, options("failing"), []() -> Expected<std::unique_ptr<cachestore::Embedder>> {
+    return make_error(Errc::not_found, "no model named 'gone'");
+  });
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, Errc::not_found);
+  EXPECT_NE(failed.error().message.find("prompt embedder: no model named 'gone'"), std::string::npos)
+      << failed.error().message;
+}
+
 TEST_F(CacheActorTest, ASecondActorOnAHeldDirectoryErrsAndTheFirstKeepsServing) {
   auto first = open_cache_store(*sys_, options());
   ASSERT_TRUE(first.ok()) << first.error().message;

@@ -422,6 +422,47 @@ TEST_F(ReelCli, CacheOptionsAreCheckedBeforeAnythingRuns) {
   expect_usage_error(std::string("generate ") + kPrompt + " --mode fifo --frames 64 --cache " + path("c") + " -o " +
                          path("a.mp4"),
                      "--cache");
+  expect_usage_error(std::string("generate ") + kPrompt + " --cache " + path("c") + " --cache-embedder bert -o " +
+                         path("a.mp4"),
+                     "'bert'");
+  expect_usage_error(std::string("generate ") + kPrompt + " --cache " + path("c") +
+                         " --cache-embedder text-encoder:no-such-model -o " + path("a.mp4"),
+                     "no-such-model");
+  EXPECT_FALSE(fs::exists(path("a.mp4")));
+}
+
+TEST_F(ReelCli, TheCacheEmbedderIsChosenAndItsEntriesServeOnlyIt) {
+  const std::string common = " --steps 5 --cache " + path("cache") + " -q -o " + path("v.mp4");
+  auto run = [&](const std::string& extra) {
+    auto r = reel(std::string("generate ") + kPrompt + common + extra);
+    EXPECT_EQ(r.code, 0) << r.output;
+    return r.output;
+  };
+  auto first = run(" --cache-embedder text-encoder");
+  EXPECT_NE(first.find("cache miss"), std::string::npos) << first;
+  auto second = run(" --cache-embedder text-encoder");
+  EXPECT_NE(second.find("cache hit (whole, similarity 1.000)"), std::string::npos) << second;
+  // Naming the model is the same embedder when it is the model that runs.
+  auto named = run(" --cache-embedder text-encoder:shapes-s");
+  EXPECT_NE(named.find("cache hit (whole, similarity 1.000)"), std::string::npos) << named;
+  // The n-gram embedder (the default) never sees the text encoder's entries, nor they its.
+  auto ngram = run("");
+  EXPECT_NE(ngram.find("cache miss"), std::string::npos) << ngram;
+  auto ngram_again = run("");
+  EXPECT_NE(ngram_again.find("cache hit (whole, similarity 1.000)"), std::string::npos) << ngram_again;
+
+  // warm with a text encoder: nothing to fit, and what it stores is a hit for generate.
+  {
+    std::ofstream log(path("log.txt"));
+    log << "a large blue square standing still on a navy background\n";
+  }
+  auto warm = reel("warm --log " + path("log.txt") + " --cache " + path("warm") +
+                   " --steps 5 -q --cache-embedder text-encoder");
+  ASSERT_EQ(warm.code, 0) << warm.output;
+  EXPECT_NE(warm.output.find("1 generated"), std::string::npos) << warm.output;
+  auto hit = reel("generate \"a large blue square standing still on a navy background\" --steps 5 -q --cache " +
+                  path("warm") + " --cache-embedder text-encoder -o " + path("w.mp4"));
+  EXPECT_NE(hit.output.find("cache hit (whole, similarity 1.000)"), std::string::npos) << hit.output;
 }
 
 TEST_F(ReelCli, WarmFillsTheCacheOnceAndSkipsWhatIsCachedOnTheNextRun) {

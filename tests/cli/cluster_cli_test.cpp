@@ -103,6 +103,24 @@ TEST_F(ClusterCli, JobsOnWorkersShareTheCacheWithInProcessRuns) {
   EXPECT_NE(fourth.output.find("cache hit (whole"), std::string::npos) << fourth.output;
 }
 
+TEST_F(ClusterCli, TheCacheActorUsesTheChosenEmbedder) {
+  // The text encoder's entries made in process are hits through the coordinator's cache actor
+  // only if the actor embeds prompts with the same text encoder.
+  const std::string common = "generate " + kPrompt + " --steps 10 --upscale 1 -q --cache " + path("cache") +
+                             " --cache-embedder text-encoder ";
+  auto first = reel(common + "-o " + path("a.mp4"));
+  ASSERT_EQ(first.code, 0) << first.output;
+  EXPECT_NE(first.output.find("cache miss"), std::string::npos) << first.output;
+  auto second = reel(common + "--workers 1 -o " + path("b.mp4"));
+  ASSERT_EQ(second.code, 0) << second.output;
+  EXPECT_NE(second.output.find("cache hit (whole"), std::string::npos) << second.output;
+  auto bad = reel("generate " + kPrompt + " --steps 10 -q --cache " + path("cache") +
+                  " --cache-embedder text-encoder:no-such-model --workers 1 -o " + path("c.mp4"));
+  EXPECT_NE(bad.code, 0) << bad.output;
+  EXPECT_NE(bad.output.find("no-such-model"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(path("c.mp4")));
+}
+
 TEST_F(ClusterCli, PipeFusionModeWritesTheSameVideoTwiceAndCloseToSequential) {
   const std::string common = "generate " + kPrompt + " --steps 8 --upscale 1 --crf 0 -q ";
   auto a = reel(common + "--threads 2 --mode pipefusion --stages 2 --patches 2 -o " + path("a.mp4"));
