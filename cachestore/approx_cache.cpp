@@ -109,10 +109,16 @@ struct ApproxCache::State {
   std::set<std::pair<uint64_t, std::string>> whole_prompts;
   CacheStats stats;
   bool index_dirty = false;  // the indexes changed since they were loaded or saved
+  uint64_t added_since_save = 0;  // entries added to the indexes since open or the last save
 
-  // Takes the indexes from a saved snapshot when it covers exactly the stored entries. Returns
-  // false, with `why` set, when the caller must rebuild; on false nothing here has changed.
-  bool load_indexes(const std::vector<EntryMeta>& metas, std::string& why);
+  // Takes the indexes from a saved snapshot that agrees with the store about every entry both
+  // hold, and brings them up to date: entries stored since the save are added (`added`), entries
+  // gone since are removed (`removed`). Returns false, with `why` set, when the caller must
+  // rebuild; on false nothing here has changed.
+  bool load_indexes(const std::vector<EntryMeta>& metas, std::string& why, uint64_t& added, uint64_t& removed);
+
+  // ApproxCache::save_index, with `mutex` held.
+  Status save_index();
 
   AnnIndex& index(uint64_t key_hash, EntryKind kind) {
     auto& slot = indexes[{key_hash, kind}];
@@ -187,25 +193,30 @@ ApproxCache::~ApproxCache() {
 }
 
 Status ApproxCache::save_index() {
-  State& s = *state_;
-  std::lock_guard lock(s.mutex);
+  std::lock_guard lock(state_->mutex);
+  return state_->save_index();
+}
+
+Status ApproxCache::State::save_index() {
+  State& s = *this;
   s.reconcile();
   // The metadata now, under the lock that every change to the indexes holds: the snapshot covers
-  // exactly these entries. (Entries whose vector the index refused are in neither, as after a
-  // rebuild.)
-  const std::vector<EntryMeta> metas = s.store->entries();
-  detail::SnapshotCover cover{s.embedder->dim(), metas.size(), detail::entries_digest(metas)};
+  // exactly these entries. (Entries whose vector the index refused are covered but in no index,
+  // as after a rebuild.)
+  std::map<uint64_t, uint64_t> covered;
+  for (const auto& meta : s.store->entries()) covered[meta.id] = detail::entry_hash(meta);
   std::map<detail::IndexKey, const AnnIndex*> indexes;
   for (const auto& [key, index] : s.indexes) indexes[key] = index.get();
-  REEL_RETURN_IF_ERROR(detail::save_snapshot(s.options.path, cover, indexes));
+  REEL_RETURN_IF_ERROR(detail::save_snapshot(s.options.path, s.embedder->dim(), covered, indexes));
   s.index_dirty = false;
+  s.added_since_save = 0;
   return {};
 }
 
-bool ApproxCache::State::load_indexes(const std::vector<EntryMeta>& metas, std::string& why) {
+bool ApproxCache::State::load_indexes(const std::vector<EntryMeta>& metas, std::string& why, uint64_t& added,
+                                      uint64_t& removed) {
   State& s = *this;
-  detail::SnapshotCover expected{s.embedder->dim(), metas.size(), detail::entries_digest(metas)};
-  auto loaded = detail::load_snapshot(s.options.path, expected);
+  auto loaded = detail::load_snapshot(s.options.path, s.embedder->dim());
   if (!loaded.ok()) {
     why = loaded.error().message;
     return false;
@@ -216,16 +227,25 @@ bool ApproxCache::State::load_indexes(const std::vector<EntryMeta>& metas, std::
   std::map<uint64_t, EntryInfo> entries;
   std::set<std::pair<uint64_t, std::string>> whole_prompts;
   std::vector<std::pair<uint64_t, const AnnIndex*>> sample;  // ids to check against the store
-  for (const auto& [key, index] : *loaded) {
+  std::vector<std::pair<AnnIndex*, uint64_t>> gone;           // indexed, no longer stored
+  for (const auto& [key, index] : loaded->indexes) {
     const std::vector<uint64_t> ids = index->ids();
     for (size_t i = 0; i < ids.size(); ++i) {
-      auto it = by_id.find(ids[i]);
-      if (it == by_id.end() || it->second->key_hash != key.first || it->second->kind != key.second ||
-          entries.contains(ids[i])) {
-        why = "saved index holds entry " + std::to_string(ids[i]) + ", which the store does not (or elsewhere)";
+      auto cov = loaded->covered.find(ids[i]);
+      if (cov == loaded->covered.end() || entries.contains(ids[i])) {
+        why = "saved index holds entry " + std::to_string(ids[i]) + " twice or without listing it";
         return false;
       }
+      auto it = by_id.find(ids[i]);
+      if (it == by_id.end()) {  // evicted or dropped since the save
+        gone.emplace_back(index.get(), ids[i]);
+        continue;
+      }
       const EntryMeta& m = *it->second;
+      if (m.key_hash != key.first || m.kind != key.second || detail::entry_hash(m) != cov->second) {
+        why = "saved index disagrees with the store about entry " + std::to_string(ids[i]);
+        return false;
+      }
       entries[m.id] = EntryInfo{m.kind, m.key_hash, m.steps, m.prompt};
       if (m.kind == EntryKind::whole) whole_prompts.insert({m.key_hash, m.prompt});
       // A few vectors per index, spread over it, compared with the store's.
@@ -249,9 +269,20 @@ bool ApproxCache::State::load_indexes(const std::vector<EntryMeta>& metas, std::
       }
     }
   }
-  for (auto& [key, index] : *loaded) s.indexes[key] = std::move(index);
+  // Consistent: take it, then bring it up to date with the store.
+  for (auto& [index, id] : gone) index->remove(id);
+  removed = gone.size();
+  for (auto& [key, index] : loaded->indexes) s.indexes[key] = std::move(index);
   s.entries = std::move(entries);
   s.whole_prompts = std::move(whole_prompts);
+  added = 0;
+  for (const auto& meta : metas) {
+    if (loaded->covered.contains(meta.id)) continue;  // indexed, or refused by the index at the save
+    auto vector = s.store->vector(meta.id);
+    if (!vector.ok()) continue;  // dropped by the store if it failed its check
+    s.add(meta.id, EntryInfo{meta.kind, meta.key_hash, meta.steps, meta.prompt}, *vector);
+    ++added;
+  }
   return true;
 }
 
@@ -280,10 +311,17 @@ Expected<std::unique_ptr<ApproxCache>> ApproxCache::open(CacheOptions options, s
   }
   const std::vector<EntryMeta> metas = state->store->entries();
   std::string why = "persist_index is off";
+  uint64_t added = 0, removed = 0;
   if (metas.empty()) {
     state->stats.index_source = "empty";
-  } else if (state->options.persist_index && state->load_indexes(metas, why)) {
+  } else if (state->options.persist_index && state->load_indexes(metas, why, added, removed)) {
     state->stats.index_source = "loaded";
+    if (added + removed > 0) {
+      // Entries written or dropped after the last save (the process stopped without closing).
+      state->stats.index_source += ", caught up: " + std::to_string(added) + " added, " + std::to_string(removed) + " removed";
+      std::fprintf(stderr, "reel: cache index loaded and caught up with the store: %llu entries added, %llu removed\n",
+                   static_cast<unsigned long long>(added), static_cast<unsigned long long>(removed));
+    }
   } else {
     // "No saved index" is the ordinary first open of an older cache: only a snapshot that was
     // there and did not fit is worth a line.
@@ -297,8 +335,10 @@ Expected<std::unique_ptr<ApproxCache>> ApproxCache::open(CacheOptions options, s
       state->add(meta.id, EntryInfo{meta.kind, meta.key_hash, meta.steps, meta.prompt}, *vector);
     }
   }
-  // A fresh build differs from what is saved (or nothing is saved): save it at close.
+  // A fresh build, or a caught-up one, differs from what is saved (or nothing is saved): save it
+  // at close.
   state->index_dirty = state->stats.index_source != "loaded" && !metas.empty();
+  state->added_since_save = 0;
   return std::unique_ptr<ApproxCache>(new ApproxCache(std::move(state)));
 }
 
@@ -475,6 +515,14 @@ Status ApproxCache::insert(const CompatKey& given, std::string_view prompt, cons
     s.add(*id, EntryInfo{p.kind, key_hash, std::move(steps), std::string(prompt)}, vectors[i]);
     s.reconcile();
     ++s.stats.entries_inserted;
+    ++s.added_since_save;
+  }
+  if (s.options.persist_index && s.options.index_save_every > 0 && s.added_since_save >= s.options.index_save_every) {
+    // A process that dies now loses at most the next index_save_every entries' index work.
+    if (auto st = s.save_index(); !st.ok()) {
+      std::fprintf(stderr, "reel: warning: cache index not saved: %s\n", st.error().message.c_str());
+      s.added_since_save = 0;  // try again after as many more, not on every insert
+    }
   }
   return {};
 }

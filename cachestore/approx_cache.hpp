@@ -43,9 +43,13 @@ struct CacheOptions {
   bool compress = true;   // per-channel int8 + zstd; false stores exact float32; default true
   bool inserts = true;    // false: look up only; default true
   // Save the nearest-neighbour indexes in the cache directory when the cache closes (and on
-  // save_index()), and load them at open instead of rebuilding them from the stored vectors when
-  // they match the store exactly; see index_snapshot.hpp. Default true.
+  // save_index()), and load them at open instead of rebuilding them from the stored vectors,
+  // adding what was stored since the save; see index_snapshot.hpp. Default true.
   bool persist_index = true;
+  // With persist_index, also save the indexes after every this many new entries (0: only at
+  // close), so that a process killed without closing leaves little for the next open to add.
+  // A save writes every index (about dim x 4 bytes per entry). Default 1000.
+  uint64_t index_save_every = 1000;
 };
 
 enum class HitKind { whole, composed };
@@ -65,8 +69,9 @@ struct CacheStats {
   uint64_t steps_saved = 0;       // sum of the start steps of all hits
   uint64_t entries_inserted = 0;  // entries (whole, object, background) written since open
   uint64_t rescans = 0;           // full scans of the store's metadata (after evictions or drops)
-  // How open got its indexes: "loaded" (a saved snapshot), "empty" (no entries), or "rebuilt: "
-  // and why (no snapshot, a stale or damaged one, persist_index off).
+  // How open got its indexes: "loaded" (a saved snapshot that matched the store), "loaded, caught
+  // up: A added, R removed" (a saved snapshot brought up to date), "empty" (no entries), or
+  // "rebuilt: " and why (no snapshot, a damaged one or one of another dimension, persist_index off).
   std::string index_source;
   StoreStats store;
 };

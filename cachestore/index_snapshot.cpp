@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <optional>
 #include <sstream>
 
 #include "codecs/checksum.hpp"
@@ -18,14 +20,21 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view kMagic = "reel-ann-snapshot 1";
+constexpr std::string_view kMagic = "reel-ann-snapshot 2";
+constexpr std::string_view kMagicPrefix = "reel-ann-snapshot ";
 constexpr const char* kManifest = "MANIFEST";
+constexpr const char* kCovered = "covered.bin";
 constexpr uint64_t kDigestSeed = 0x616e6e2d64696731ULL;
 constexpr uint64_t kFileSeed = 0x616e6e2d66696c31ULL;
 constexpr uint64_t kManifestSeed = 0x616e6e2d6d616e31ULL;
 
 void put_u64(std::string& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+uint64_t get_u64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  return v;
 }
 void put_str(std::string& out, const std::string& s) {
   put_u64(out, s.size());
@@ -106,32 +115,19 @@ struct ManifestIndex {
 
 }  // namespace
 
-uint64_t entries_digest(const std::vector<EntryMeta>& metas) {
-  // Sum and xor of per-entry hashes, folded: independent of order, and a changed entry changes
-  // both.
-  uint64_t sum = 0, x = 0;
+uint64_t entry_hash(const EntryMeta& m) {
   std::string buf;
-  for (const auto& m : metas) {
-    buf.clear();
-    put_u64(buf, m.id);
-    put_u64(buf, m.key_hash);
-    put_u64(buf, static_cast<uint64_t>(m.kind));
-    put_u64(buf, static_cast<uint64_t>(m.created_unix_ms));
-    put_str(buf, m.key);
-    put_str(buf, m.phrase);
-    put_str(buf, m.prompt);
-    uint64_t h = codecs::checksum64(buf, kDigestSeed);
-    sum += h;
-    x ^= (h * 0x9E3779B97F4A7C15ULL) ^ (h >> 29);
-  }
-  std::string folded;
-  put_u64(folded, sum);
-  put_u64(folded, x);
-  put_u64(folded, metas.size());
-  return codecs::checksum64(folded, kDigestSeed);
+  put_u64(buf, m.id);
+  put_u64(buf, m.key_hash);
+  put_u64(buf, static_cast<uint64_t>(m.kind));
+  put_u64(buf, static_cast<uint64_t>(m.created_unix_ms));
+  put_str(buf, m.key);
+  put_str(buf, m.phrase);
+  put_str(buf, m.prompt);
+  return codecs::checksum64(buf, kDigestSeed);
 }
 
-Status save_snapshot(const std::string& cache_dir, const SnapshotCover& cover,
+Status save_snapshot(const std::string& cache_dir, int dim, const std::map<uint64_t, uint64_t>& covered,
                      const std::map<IndexKey, const AnnIndex*>& indexes) {
   const fs::path final_dir = fs::path(cache_dir) / kSnapshotDir;
   const fs::path tmp_dir = fs::path(cache_dir) / (std::string(kSnapshotDir) + ".tmp");
@@ -142,9 +138,20 @@ Status save_snapshot(const std::string& cache_dir, const SnapshotCover& cover,
   }
   std::ostringstream manifest;
   manifest << kMagic << "\n";
-  manifest << "dim " << cover.dim << "\n";
-  manifest << "entries " << cover.entries << "\n";
-  manifest << "digest " << hex(cover.digest) << "\n";
+  manifest << "dim " << dim << "\n";
+  {
+    std::string bytes;
+    bytes.reserve(8 + 16 * covered.size());
+    put_u64(bytes, covered.size());
+    for (const auto& [id, hash] : covered) {
+      put_u64(bytes, id);
+      put_u64(bytes, hash);
+    }
+    const std::string path = (tmp_dir / kCovered).string();
+    REEL_RETURN_IF_ERROR(write_synced(path, bytes));
+    manifest << "covered " << kCovered << " " << bytes.size() << " " << hex(codecs::checksum64(bytes, kFileSeed))
+             << "\n";
+  }
   int n = 0;
   for (const auto& [key, index] : indexes) {
     if (index == nullptr || index->size() == 0) continue;
@@ -168,8 +175,7 @@ Status save_snapshot(const std::string& cache_dir, const SnapshotCover& cover,
   return {};
 }
 
-Expected<std::map<IndexKey, std::unique_ptr<AnnIndex>>> load_snapshot(const std::string& cache_dir,
-                                                                      const SnapshotCover& expected) {
+Expected<Snapshot> load_snapshot(const std::string& cache_dir, int dim) {
   const fs::path dir = fs::path(cache_dir) / kSnapshotDir;
   const std::string manifest_path = (dir / kManifest).string();
   std::ifstream in(manifest_path, std::ios::binary);
@@ -177,7 +183,12 @@ Expected<std::map<IndexKey, std::unique_ptr<AnnIndex>>> load_snapshot(const std:
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   auto bad = [&](const std::string& why) { return make_error(Errc::corrupt_data, "saved index is damaged: " + why); };
 
-  // The last line checksums everything before it.
+  // The first line names the format (checked first: another version may checksum otherwise);
+  // the last line checksums everything before it.
+  const std::string first = text.substr(0, text.find('\n'));
+  if (first != kMagic && first.rfind(kMagicPrefix, 0) == 0 && first.size() < 40) {
+    return make_error(Errc::invalid_argument, "saved index has another format (" + first + ")");
+  }
   const size_t last = text.rfind("checksum ");
   if (last == std::string::npos || text.size() < last + 9 + 16 + 1 || text.back() != '\n') return bad("manifest truncated");
   const std::string body = text.substr(0, last);
@@ -187,18 +198,20 @@ Expected<std::map<IndexKey, std::unique_ptr<AnnIndex>>> load_snapshot(const std:
   std::istringstream lines(body);
   std::string line;
   if (!std::getline(lines, line) || line != kMagic) return bad("not a reel index manifest");
-  SnapshotCover cover;
+  int saved_dim = 0;
+  std::optional<ManifestIndex> covered_file;
   std::vector<ManifestIndex> files;
   while (std::getline(lines, line)) {
     std::istringstream f(line);
     std::string word;
     f >> word;
     if (word == "dim") {
-      f >> cover.dim;
-    } else if (word == "entries") {
-      f >> cover.entries;
-    } else if (word == "digest") {
-      f >> std::hex >> cover.digest;
+      f >> saved_dim;
+    } else if (word == "covered") {
+      ManifestIndex m;
+      f >> m.file >> m.size >> std::hex >> m.checksum;
+      if (m.file != kCovered) return bad("bad covered line");
+      covered_file = m;
     } else if (word == "index") {
       ManifestIndex m;
       f >> std::hex >> m.key_hash >> std::dec >> m.kind >> m.file >> m.size >> std::hex >> m.checksum;
@@ -209,27 +222,39 @@ Expected<std::map<IndexKey, std::unique_ptr<AnnIndex>>> load_snapshot(const std:
     }
     if (f.fail()) return bad("malformed manifest line");
   }
-  if (cover.dim != expected.dim) {
-    return make_error(Errc::invalid_argument, "saved index is for " + std::to_string(cover.dim) +
-                                                  "-d vectors, the embedder gives " + std::to_string(expected.dim));
+  if (saved_dim != dim) {
+    return make_error(Errc::invalid_argument, "saved index is for " + std::to_string(saved_dim) +
+                                                  "-d vectors, the embedder gives " + std::to_string(dim));
   }
-  if (cover.entries != expected.entries || cover.digest != expected.digest) {
-    return make_error(Errc::invalid_argument, "saved index is stale: it covers " + std::to_string(cover.entries) +
-                                                  " entries, the store holds " + std::to_string(expected.entries) +
-                                                  (cover.entries == expected.entries ? " others" : ""));
+  if (!covered_file) return bad("manifest lists no covered entries");
+  Snapshot out;
+  out.dim = dim;
+  {
+    const std::string path = (dir / kCovered).string();
+    std::ifstream cf(path, std::ios::binary);
+    if (!cf) return bad(std::string(kCovered) + " unreadable");
+    std::string bytes((std::istreambuf_iterator<char>(cf)), std::istreambuf_iterator<char>());
+    if (bytes.size() != covered_file->size) {
+      return bad(std::string(kCovered) + " has " + std::to_string(bytes.size()) + " bytes, expected " +
+                 std::to_string(covered_file->size));
+    }
+    if (codecs::checksum64(bytes, kFileSeed) != covered_file->checksum) return bad(std::string(kCovered) + " checksum mismatch");
+    if (bytes.size() < 8 || (bytes.size() - 8) % 16 != 0 || get_u64(bytes.data()) != (bytes.size() - 8) / 16) {
+      return bad(std::string(kCovered) + " malformed");
+    }
+    for (size_t at = 8; at < bytes.size(); at += 16) out.covered[get_u64(bytes.data() + at)] = get_u64(bytes.data() + at + 8);
   }
-  std::map<IndexKey, std::unique_ptr<AnnIndex>> out;
   for (const auto& m : files) {
     const std::string path = (dir / m.file).string();
     auto sum = file_checksum(path, /*sync=*/false);
     if (!sum.ok()) return bad(m.file + " unreadable: " + sum.error().message);
     if (sum->first != m.size) return bad(m.file + " has " + std::to_string(sum->first) + " bytes, expected " + std::to_string(m.size));
     if (sum->second != m.checksum) return bad(m.file + " checksum mismatch");
-    auto index = AnnIndex::load(path, expected.dim);
+    auto index = AnnIndex::load(path, dim);
     if (!index.ok()) return bad(index.error().message);
     IndexKey key{m.key_hash, static_cast<EntryKind>(m.kind)};
-    if (out.contains(key)) return bad("index listed twice");
-    out[key] = std::move(*index);
+    if (out.indexes.contains(key)) return bad("index listed twice");
+    out.indexes[key] = std::move(*index);
   }
   return out;
 }

@@ -26,6 +26,7 @@ CacheArgs cache_args(const Config& cfg) {
   a.tenant = cfg.cache_tenant;
   a.embedder = cfg.cache_embedder;
   a.zoo = cfg.zoo;
+  a.index_save_every = cfg.cache_index_save_every;
   return a;
 }
 
@@ -78,6 +79,7 @@ void add_cache_options(CLI::App* app, CacheArgs& a) {
 Expected<cachestore::CacheOptions> cache_options(const CacheArgs& a) {
   if (!(a.budget_mb > 0)) return make_error(Errc::invalid_argument, "--cache-budget-mb must be positive");
   if (auto spec = parse_embedder(a.embedder); !spec) return spec.error();
+  if (a.index_save_every < 0) return make_error(Errc::invalid_argument, "cache.index_save_every must be >= 0");
   auto policy = cachestore::parse_policy(a.policy);
   if (!policy.ok()) return policy.error();
   cachestore::CacheOptions o;
@@ -86,6 +88,7 @@ Expected<cachestore::CacheOptions> cache_options(const CacheArgs& a) {
   o.policy = *policy;
   o.decoupled = a.decoupled;
   o.compress = a.compress;
+  o.index_save_every = static_cast<uint64_t>(a.index_save_every);
   if (!a.table.empty()) {
     auto table = cachestore::StartStepTable::parse(a.table);
     if (!table.ok()) return make_error(Errc::invalid_argument, "--cache-table: " + table.error().message);

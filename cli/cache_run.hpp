@@ -29,6 +29,7 @@ struct CacheArgs {
   std::string tenant;            // namespace of this user's entries; "" = shared
   std::string embedder = "ngram";  // prompt embedder: see parse_embedder
   std::string zoo;               // where text-encoder:MODEL finds MODEL (models.zoo of the config)
+  int64_t index_save_every = 1000;  // save the index after this many new entries (0: only at close)
   bool lookup = true;            // false: insert only (measure a cold cache's costs)
 };
 

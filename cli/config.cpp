@@ -66,6 +66,7 @@ Expected<Config> load_config(const std::string& path) {
     read(c, "compress", cfg.cache_compress);
     read(c, "tenant", cfg.cache_tenant);
     read(c, "embedder", cfg.cache_embedder);
+    read(c, "index_save_every", cfg.cache_index_save_every);
   } catch (const YAML::BadFile&) {
     return make_error(Errc::not_found, "config " + path + ": cannot read the file");
   } catch (const YAML::Exception& e) {

@@ -32,6 +32,7 @@ struct Config {
   bool cache_compress = true;
   std::string cache_tenant;
   std::string cache_embedder = "ngram";  // ngram, text-encoder or text-encoder:MODEL
+  int64_t cache_index_save_every = 1000;  // save the index after this many new entries; 0 = only at close
 };
 
 // Where the configuration comes from: --config in argv before the subcommand, else $REEL_CONFIG, else the

@@ -1,5 +1,6 @@
-// The nearest-neighbour indexes saved at close and loaded at open (index_snapshot.hpp): loaded
-// when they match the store, rebuilt, with correct answers, when they do not.
+// The nearest-neighbour indexes saved at close (and every N inserts) and loaded at open
+// (index_snapshot.hpp): loaded when they match the store, brought up to date when entries came or
+// went since the save, rebuilt, with correct answers, when they are damaged or disagree.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -48,12 +49,13 @@ class IndexSnapshotTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  std::unique_ptr<ApproxCache> open(bool persist = true) {
+  std::unique_ptr<ApproxCache> open(bool persist = true, uint64_t save_every = 0) {
     CacheOptions o;
     o.path = dir_.string();
     o.decoupled = false;
     o.store_fractions = {0.2};
     o.persist_index = persist;
+    o.index_save_every = save_every;
     auto cache = ApproxCache::open(o, std::make_unique<NgramEmbedder>(NgramOptions{.dim = 64}));
     EXPECT_TRUE(cache.ok()) << cache.error().message;
     return cache.ok() ? std::move(*cache) : nullptr;
@@ -156,6 +158,22 @@ TEST_F(IndexSnapshotTest, CorruptIndexFileIsRebuilt) {
   expect_correct(*cache, 0, 30);
 }
 
+TEST_F(IndexSnapshotTest, ADamagedListOfCoveredEntriesIsRebuilt) {
+  { fill(*open(), 0, 30); }
+  const fs::path covered = dir_ / detail::kSnapshotDir / "covered.bin";
+  ASSERT_TRUE(fs::exists(covered));
+  {
+    std::fstream f(covered, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(20);  // inside the first entry's hash
+    char c = 0x5A;
+    f.write(&c, 1);
+  }
+  auto cache = open();
+  EXPECT_NE(cache->stats().index_source.find("rebuilt: saved index is damaged: covered.bin"), std::string::npos)
+      << cache->stats().index_source;
+  expect_correct(*cache, 0, 30);
+}
+
 TEST_F(IndexSnapshotTest, TruncatedIndexFileIsRebuilt) {
   { fill(*open(), 0, 30); }
   fs::resize_file(index_file(), fs::file_size(index_file()) - 100);
@@ -188,7 +206,14 @@ TEST_F(IndexSnapshotTest, DamagedManifestIsRebuilt) {
   }
 }
 
-TEST_F(IndexSnapshotTest, EntriesAddedAfterTheSaveAreFound) {
+// Replaces the saved index with `copy` (taken earlier): as if the process died before its close.
+void restore(const fs::path& dir, const fs::path& copy) {
+  fs::remove_all(dir / detail::kSnapshotDir);
+  fs::copy(copy, dir / detail::kSnapshotDir, fs::copy_options::recursive);
+  fs::remove_all(copy);
+}
+
+TEST_F(IndexSnapshotTest, EntriesAddedAfterTheSaveAreAddedToTheLoadedIndex) {
   fs::path saved = dir_.string() + "_saved";
   fs::remove_all(saved);
   {
@@ -198,16 +223,27 @@ TEST_F(IndexSnapshotTest, EntriesAddedAfterTheSaveAreFound) {
     fs::copy(dir_ / detail::kSnapshotDir, saved, fs::copy_options::recursive);
     fill(*cache, 30, 40);  // a crash here would leave the snapshot of 30 entries
   }
-  // Put back the older snapshot: as if the process died before its close.
-  fs::remove_all(dir_ / detail::kSnapshotDir);
-  fs::copy(saved, dir_ / detail::kSnapshotDir, fs::copy_options::recursive);
-  fs::remove_all(saved);
+  restore(dir_, saved);
   {
     auto cache = open();
-    EXPECT_NE(cache->stats().index_source.find("stale"), std::string::npos) << cache->stats().index_source;
+    EXPECT_EQ(cache->stats().index_source, "loaded, caught up: 10 added, 0 removed");
     expect_correct(*cache, 0, 40);
   }
-  EXPECT_EQ(open()->stats().index_source, "loaded");
+  EXPECT_EQ(open()->stats().index_source, "loaded");  // the caught-up index was saved at close
+}
+
+TEST_F(IndexSnapshotTest, SavedEveryNInsertsSoAKilledProcessLeavesLittleToAdd) {
+  fs::path saved = dir_.string() + "_saved";
+  fs::remove_all(saved);
+  {
+    auto cache = open(true, /*save_every=*/10);
+    fill(*cache, 0, 25);  // saves after the 10th and the 20th entry
+    fs::copy(dir_ / detail::kSnapshotDir, saved, fs::copy_options::recursive);
+  }
+  restore(dir_, saved);
+  auto cache = open();
+  EXPECT_EQ(cache->stats().index_source, "loaded, caught up: 5 added, 0 removed");
+  expect_correct(*cache, 0, 25);
 }
 
 TEST_F(IndexSnapshotTest, EntriesRemovedAfterTheSaveAreNotServed) {
@@ -223,7 +259,7 @@ TEST_F(IndexSnapshotTest, EntriesRemovedAfterTheSaveAreNotServed) {
     ASSERT_TRUE((*store)->remove(metas[17].id).ok());
   }
   auto cache = open();
-  EXPECT_NE(cache->stats().index_source.find("stale"), std::string::npos) << cache->stats().index_source;
+  EXPECT_EQ(cache->stats().index_source, "loaded, caught up: 0 added, 2 removed");
   std::vector<int> present;
   for (int i = 0; i < 30; ++i)
     if (prompt(i) != metas[3].prompt && prompt(i) != metas[17].prompt) present.push_back(i);
@@ -236,7 +272,7 @@ TEST_F(IndexSnapshotTest, EntriesRemovedAfterTheSaveAreNotServed) {
   expect_correct(*cache, 0, 0, {a, b});
 }
 
-TEST_F(IndexSnapshotTest, SameCountOtherEntriesIsStale) {
+TEST_F(IndexSnapshotTest, OneEntryOutAndAnotherInIsCaughtUp) {
   { fill(*open(), 0, 30); }
   std::string removed;
   {
@@ -255,7 +291,7 @@ TEST_F(IndexSnapshotTest, SameCountOtherEntriesIsStale) {
     ASSERT_EQ((*store)->entries().size(), 30u);
   }
   auto cache = open();
-  EXPECT_NE(cache->stats().index_source.find("stale"), std::string::npos) << cache->stats().index_source;
+  EXPECT_EQ(cache->stats().index_source, "loaded, caught up: 1 added, 1 removed");
   EXPECT_TRUE(cache->contains(key(), prompt(100)));
   EXPECT_FALSE(cache->contains(key(), removed));
   auto r = cache->lookup(key(), removed);
@@ -263,6 +299,35 @@ TEST_F(IndexSnapshotTest, SameCountOtherEntriesIsStale) {
   if (r->has_value()) {
     EXPECT_NE((*r)->sources, std::vector<std::string>{removed});
   }
+}
+
+TEST_F(IndexSnapshotTest, AnIndexOfAnotherStoreWithTheSameIdsIsRebuilt) {
+  fs::path saved = dir_.string() + "_saved";
+  fs::remove_all(saved);
+  { fill(*open(), 0, 10); }
+  fs::copy(dir_ / detail::kSnapshotDir, saved, fs::copy_options::recursive);
+  fs::remove_all(dir_);
+  { fill(*open(false), 50, 60); }  // a new store: its ids are the old ones, its entries are not
+  restore(dir_, saved);
+  auto cache = open();
+  EXPECT_NE(cache->stats().index_source.find("rebuilt: saved index disagrees with the store about entry"),
+            std::string::npos)
+      << cache->stats().index_source;
+  std::vector<int> absent;
+  for (int i = 0; i < 10; ++i) absent.push_back(i);
+  expect_correct(*cache, 50, 60, absent);
+}
+
+TEST_F(IndexSnapshotTest, AnOlderFormatIsRebuilt) {
+  { fill(*open(), 0, 10); }
+  {
+    std::ofstream m(manifest(), std::ios::trunc);
+    m << "reel-ann-snapshot 1\ndim 64\n";
+  }
+  auto cache = open();
+  EXPECT_EQ(cache->stats().index_source.rfind("rebuilt: saved index has another format", 0), 0u)
+      << cache->stats().index_source;
+  expect_correct(*cache, 0, 10);
 }
 
 TEST_F(IndexSnapshotTest, AnotherDimensionIsRebuilt) {
@@ -316,11 +381,19 @@ TEST_F(IndexSnapshotTest, OpenTiming) {
   o.store_fractions = {0.2};
   o.compress = false;
   o.budget_bytes = 8ull << 30;
+  o.index_save_every = 0;
+  const int saved_at = n - n / 20;  // a process killed after 95% of the entries had been saved
+  const fs::path copy = dir_.string() + "_saved";
+  fs::remove_all(copy);
   {
     auto cache = ApproxCache::open(o, std::make_unique<NgramEmbedder>());
     ASSERT_TRUE(cache.ok());
     Latent l{{1, 1, 1, 2, 2}, {0.1F, 0.2F, 0.3F, 0.4F}};
     for (int i = 0; i < n; ++i) {
+      if (i == saved_at) {
+        ASSERT_TRUE((*cache)->save_index().ok());
+        fs::copy(dir_ / detail::kSnapshotDir, copy, fs::copy_options::recursive);
+      }
       ASSERT_TRUE((*cache)->insert(key(), prompt(i) + " number " + std::to_string(i), {{4, l}}).ok());
     }
   }
@@ -334,6 +407,8 @@ TEST_F(IndexSnapshotTest, OpenTiming) {
     return s;
   };
   time_open(false);
+  time_open(true);
+  restore(dir_, copy);
   time_open(true);
 }
 
