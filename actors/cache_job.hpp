@@ -27,7 +27,7 @@ namespace reel::actors {
 
 // What CompatKey::weights_hash is set to: FNV-1a 64 of the model file's bytes as 16 hex digits,
 // "builtin" for a built-in model ("builtin:<name>"). The same value as `reel generate`'s
-// model_checksum() (cli/fifo_job.hpp), so that the CLI and the coordinator share entries.
+// model_checksum() (cli/long_job.hpp), so that the CLI and the coordinator share entries.
 // Errors: not_found when the file cannot be read.
 [[nodiscard]] Expected<std::string> weights_file_checksum(const std::string& source);
 

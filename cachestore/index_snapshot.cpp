@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 
+#include "base/durable.hpp"
 #include "codecs/checksum.hpp"
 
 namespace reel::cachestore::detail {
@@ -97,14 +98,6 @@ Status write_synced(const std::string& path, const std::string& bytes) {
   return {};
 }
 
-void sync_dir(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)::fsync(fd);
-    ::close(fd);
-  }
-}
-
 struct ManifestIndex {
   uint64_t key_hash = 0;
   int kind = 0;
@@ -166,12 +159,12 @@ Status save_snapshot(const std::string& cache_dir, int dim, const std::map<uint6
   std::string text = manifest.str();
   text += "checksum " + hex(codecs::checksum64(text, kManifestSeed)) + "\n";
   REEL_RETURN_IF_ERROR(write_synced((tmp_dir / kManifest).string(), text));
-  sync_dir(tmp_dir.string());
+  sync_parent((tmp_dir / kManifest).string());
   fs::remove_all(final_dir, ec);
   if (ec) return make_error(Errc::io_error, "cannot remove " + final_dir.string() + ": " + ec.message());
   fs::rename(tmp_dir, final_dir, ec);
   if (ec) return make_error(Errc::io_error, "cannot rename " + tmp_dir.string() + ": " + ec.message());
-  sync_dir(cache_dir);
+  sync_parent(final_dir.string());
   return {};
 }
 

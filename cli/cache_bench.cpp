@@ -19,7 +19,7 @@
 #include "codecs/tensor.hpp"
 #include "video/metrics.hpp"
 #include "cli/commands.hpp"
-#include "cli/fifo_job.hpp"
+#include "cli/long_job.hpp"
 #include "cli/progress.hpp"
 #include "cli/prompt_log.hpp"
 #include "cachestore/prompt_parts.hpp"

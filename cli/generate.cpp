@@ -12,7 +12,7 @@
 #include "cli/cache_run.hpp"
 #include "cli/cluster_run.hpp"
 #include "cli/commands.hpp"
-#include "cli/fifo_job.hpp"
+#include "cli/long_job.hpp"
 #include "cli/frames.hpp"
 #include "cli/progress.hpp"
 #include "models/zoo.hpp"
@@ -481,7 +481,7 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
   if (!a.job_dir.empty() && !resuming) {  // fifo or clips
     auto checksum = model_checksum(model->source);
     if (!checksum) return report(checksum.error());
-    FifoJob job{prompt, a.model, model->source, *checksum, plan->frames, plan->width, plan->height, plan->steps,
+    LongJob job{prompt, a.model, model->source, *checksum, plan->frames, plan->width, plan->height, plan->steps,
                 plan->fps, a.partitions, a.lookahead, plan->guidance, plan->shift,
                 models::solver_kind_name(plan->solver), a.seed, a.crf, a.upscale, a.upscale_filter, a.out,
                 a.checkpoint_every, a.mode, a.clips, a.context_frames, a.global_frames};

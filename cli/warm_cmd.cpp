@@ -9,7 +9,7 @@
 #include "cachestore/prompt_parts.hpp"
 #include "cli/cache_run.hpp"
 #include "cli/commands.hpp"
-#include "cli/fifo_job.hpp"
+#include "cli/long_job.hpp"
 #include "cli/progress.hpp"
 #include "cli/prompt_log.hpp"
 #include "models/zoo.hpp"

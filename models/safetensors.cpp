@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "base/durable.hpp"
 #include "models/detail/json.hpp"
 
 namespace reel::models {
@@ -243,12 +244,18 @@ Status save_safetensors(const std::string& path, const std::vector<std::pair<std
       return make_error(Errc::io_error, path + ": write failed");
     }
   }
+  // On disk before the name points at it: a power loss leaves the old file or the new, whole.
+  if (auto st = sync_file(tmp); !st.ok()) {
+    std::remove(tmp.c_str());
+    return st;
+  }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
     std::remove(tmp.c_str());
     return make_error(Errc::io_error, path + ": cannot rename temporary file: " + ec.message());
   }
+  sync_parent(path);
   return {};
 }
 

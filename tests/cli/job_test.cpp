@@ -1,7 +1,7 @@
-// The job directory of resumable FIFO and clips runs (cli/fifo_job.hpp): job.json for both modes
+// The job directory of resumable FIFO and clips runs (cli/long_job.hpp): job.json for both modes
 // and the old FIFO-only form, and the clips checkpoint: a run stopped after a random step, saved,
 // loaded and continued equals the uninterrupted run bit for bit; damaged files are refused.
-#include "cli/fifo_job.hpp"
+#include "cli/long_job.hpp"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -197,7 +197,7 @@ TEST_F(JobDir, AFifoCheckpointRoundTrips) {
 }
 
 TEST_F(JobDir, JobJsonKeepsTheModeAndItsSettingsAndReadsOldFifoJobs) {
-  FifoJob job;
+  LongJob job;
   job.prompt = "a small red circle moving right on a sand background";
   job.model = "tiny-random";
   job.model_source = "builtin:tiny-random";

@@ -1,4 +1,4 @@
-#include "cli/fifo_job.hpp"
+#include "cli/long_job.hpp"
 
 #include <torch/torch.h>
 
@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "base/durable.hpp"
 #include "models/safetensors.hpp"
 #include "models/weights_checksum.hpp"
 
@@ -25,7 +26,7 @@ std::string frames_file(const std::string& dir) { return (fs::path(dir) / "frame
 
 Expected<std::string> model_checksum(const std::string& source) { return models::weights_file_checksum(source); }
 
-Status create_job(const std::string& dir, const FifoJob& j) {
+Status create_job(const std::string& dir, const LongJob& j) {
   std::error_code ec;
   if (fs::exists(job_file(dir), ec))
     return make_error(Errc::invalid_argument, "job directory '" + dir + "' already holds a job; resume it with --resume " + dir);
@@ -57,15 +58,18 @@ Status create_job(const std::string& dir, const FifoJob& j) {
   {
     std::ofstream f(tmp);
     f << out.dump(1) << '\n';
+    f.flush();
     if (!f) return make_error(Errc::io_error, "cannot write '" + job_file(dir) + "'");
   }
+  REEL_RETURN_IF_ERROR(sync_file(tmp));
   fs::rename(tmp, job_file(dir), ec);
   if (ec) return make_error(Errc::io_error, "cannot write '" + job_file(dir) + "': " + ec.message());
+  sync_parent(job_file(dir));
   if (j.mode == "fifo") std::ofstream(frames_file(dir), std::ios::binary | std::ios::trunc);
   return {};
 }
 
-Expected<FifoJob> read_job(const std::string& dir) {
+Expected<LongJob> read_job(const std::string& dir) {
   std::ifstream in(job_file(dir));
   if (!in) return make_error(Errc::not_found, "'" + dir + "' is not a reel job directory (no job.json)");
   try {
@@ -74,7 +78,7 @@ Expected<FifoJob> read_job(const std::string& dir) {
     // "reel-fifo-job": written before clips jobs, always FIFO and without "mode".
     if (kind != "reel-job" && kind != "reel-fifo-job")
       return make_error(Errc::corrupt_data, job_file(dir) + " is not a reel job");
-    FifoJob job;
+    LongJob job;
     job.mode = j.value("mode", std::string("fifo"));
     if (job.mode != "fifo" && job.mode != "clips")
       return make_error(Errc::corrupt_data, job_file(dir) + " has an unknown mode '" + job.mode + "'");
@@ -144,7 +148,10 @@ std::string state_checksum(const Metadata& md, const std::map<std::string, at::T
 }
 
 // Writes tensors and metadata to DIR/state.safetensors with their checksum, atomically.
+// The frames a FIFO checkpoint counts as written are on disk before it (save_safetensors syncs
+// the checkpoint itself), so a power loss never leaves a checkpoint ahead of its frames.
 Status save_state(const std::string& dir, const Tensors& tensors, Metadata md) {
+  if (fs::exists(frames_file(dir))) REEL_RETURN_IF_ERROR(sync_file(frames_file(dir)));
   std::map<std::string, at::Tensor> by_name(tensors.begin(), tensors.end());
   md["checksum"] = state_checksum(md, by_name);
   return models::save_safetensors(state_file(dir), tensors, md);

@@ -4,8 +4,9 @@
 //   DIR/job.json           what was asked: prompt, model identity, the mode and every setting of
 //                          the run ("mode": "fifo" or "clips"; a job.json without "mode", as
 //                          reel wrote before clips jobs existed, is a FIFO job)
-//   DIR/state.safetensors  the checkpoint (written via a temporary and renamed, so a kill never
-//                          leaves half of it; its metadata holds a checksum of its tensors)
+//   DIR/state.safetensors  the checkpoint (written via a temporary, fsynced and renamed, so a
+//                          kill or a power loss never leaves half of it, and written only once
+//                          frames.rgb is on disk; its metadata holds a checksum of its tensors)
 //                          FIFO: the queue, each frame's solver state and the next frame index;
 //                          clips: every clip's latent and solver state and the step index
 //   DIR/frames.rgb         FIFO: the frames written so far, raw RGB at model resolution, in order
@@ -34,7 +35,7 @@
 namespace reel::cli {
 
 // A job of either mode (named for the mode it was first written for).
-struct FifoJob {
+struct LongJob {
   std::string prompt;
   std::string model;           // as given (zoo name or path)
   std::string model_source;    // what it resolved to
@@ -57,10 +58,10 @@ struct FifoJob {
 
 // Creates DIR (it must not hold a job already) and writes job.json (and, for FIFO, an empty
 // frames.rgb). invalid_argument when DIR exists with a job in it or cannot be created.
-[[nodiscard]] Status create_job(const std::string& dir, const FifoJob& job);
+[[nodiscard]] Status create_job(const std::string& dir, const LongJob& job);
 // Reads DIR/job.json. not_found when DIR has no job, corrupt_data when it is unreadable or names
 // an unknown mode.
-[[nodiscard]] Expected<FifoJob> read_job(const std::string& dir);
+[[nodiscard]] Expected<LongJob> read_job(const std::string& dir);
 
 // Writes the queue's state (atomically).
 [[nodiscard]] Status save_fifo_state(const std::string& dir, const pipeline::FifoState& state);
