@@ -288,7 +288,7 @@ class JobRunner {
       m->dit->eval();
       model_.emplace(std::move(*m));
       model_name_ = name;
-      weights_ = weights_checksum_of(name, options_.zoo);
+      weights_ = dit_checksum(model_->dit);  // the DiT in hand: the file is not opened again
       // What cache keys carry: the same checksum `reel generate --cache` uses.
       auto file = weights_file_checksum(model_->source);
       weights_file_ = file ? *file : std::string("unreadable:") + model_->source;
@@ -509,12 +509,8 @@ class JobRunner {
   // The stage hosts that answer within options_.host_timeout, in their order.
   std::vector<const StageHost*> live_hosts() {
     std::vector<const StageHost*> live;
-    for (const auto& host : stage_hosts_) {
-      bool ok = false;
-      self_->request(host.node, options_.host_timeout, info_atom::value)
-          .receive([&](NodeInfo&) { ok = true; }, [](caf::error&) {});
-      if (ok) live.push_back(&host);
-    }
+    for (const auto& host : stage_hosts_)
+      if (node_info(self_->system(), host.node, options_.host_timeout)) live.push_back(&host);
     return live;
   }
 

@@ -101,10 +101,10 @@ Expected<std::vector<stage_actor>> request_stages(caf::actor_system& system, con
   return stages;
 }
 
-Expected<NodeInfo> node_info(caf::actor_system& system, const node_actor& node) {
+Expected<NodeInfo> node_info(caf::actor_system& system, const node_actor& node, std::chrono::milliseconds timeout) {
   caf::scoped_actor self{system};
   Expected<NodeInfo> result = make_error(Errc::internal, "no answer");
-  self->request(node, std::chrono::seconds(30), info_atom::value)
+  self->request(node, caf::duration(timeout), info_atom::value)
       .receive([&](NodeInfo& info) { result = std::move(info); },
                [&](caf::error& e) { result = make_error(Errc::io_error, system.render(e)); });
   return result;

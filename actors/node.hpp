@@ -3,6 +3,7 @@
 // ones serve this process.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -43,7 +44,9 @@ namespace reel::actors {
 [[nodiscard]] Expected<std::vector<stage_actor>> request_stages(caf::actor_system& system, const node_actor& node,
                                                                 const std::string& label, int count);
 
-// Asks `node` to describe itself.
-[[nodiscard]] Expected<NodeInfo> node_info(caf::actor_system& system, const node_actor& node);
+// Asks `node` to describe itself; also how to tell whether a node still answers. Errors: io_error
+// when it does not answer within `timeout` (or is gone).
+[[nodiscard]] Expected<NodeInfo> node_info(caf::actor_system& system, const node_actor& node,
+                                           std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace reel::actors

@@ -17,13 +17,6 @@
 #include "pipeline/guidance.hpp"
 
 namespace reel::actors {
-namespace {
-
-std::string hostname() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
-}
 
 uint64_t dit_checksum(models::VideoDiT& dit) {
   uint64_t h = 0x57454947;  // "WEIG"
@@ -37,6 +30,14 @@ uint64_t dit_checksum(models::VideoDiT& dit) {
         std::as_bytes(std::span<const float>(t.data_ptr<float>(), static_cast<size_t>(t.numel()))), h);
   }
   return h;
+}
+
+namespace {
+
+std::string hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
 }
 
 struct Request {

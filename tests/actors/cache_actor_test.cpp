@@ -555,6 +555,41 @@ TEST_F(CacheActorTest, ActorCacheAnswersAMissWhenTheActorFails) {
   EXPECT_FALSE(strict.capture_steps(20).ok());
 }
 
+// The protocol's payloads as another node reads them (testing::across_nodes: the test below
+// reaches the actor through the middleman, but within one process CAF hands back the actor
+// itself and serialises nothing).
+TEST_F(CacheActorTest, ItsMessagesCrossToAnotherNode) {
+  CacheInsert in = make_insert(shapes_key(), kRedOnSand, 1, {4, 8}, left_half_mask());
+  CacheStart start;
+  start.hit = true;
+  start.start_step = 8;
+  start.similarity = 0.9F;
+  start.latent = *latent_to_wire(make_latent(2, 8));
+  start.sources = {kRedOnSand};
+  start.capture_steps = {4, 8, 12};
+  CacheStoreStats stats;
+  stats.path = "/cache";
+  stats.hits = 3;
+  stats.embedder = "ngram-v1(dim=1024)";
+  const caf::message got = testing::across_nodes(caf::make_message(in, start, stats, shapes_key()));
+  ASSERT_TRUE((got.match_elements<CacheInsert, CacheStart, CacheStoreStats, CacheKey>()));
+  const auto& in2 = got.get_as<CacheInsert>(0);
+  EXPECT_EQ(in2.prompt, in.prompt);
+  EXPECT_EQ(in2.steps, in.steps);
+  EXPECT_EQ(in2.object_mask, in.object_mask);
+  ASSERT_EQ(in2.latents.size(), 2u);
+  EXPECT_EQ(*latent_from_wire(in2.latents[1]), make_latent(1, 8));
+  const auto& start2 = got.get_as<CacheStart>(1);
+  EXPECT_TRUE(start2.hit);
+  EXPECT_EQ(start2.start_step, 8);
+  EXPECT_EQ(*latent_from_wire(start2.latent), make_latent(2, 8));
+  EXPECT_EQ(start2.sources, start.sources);
+  EXPECT_EQ(start2.capture_steps, start.capture_steps);
+  EXPECT_EQ(got.get_as<CacheStoreStats>(2).embedder, stats.embedder);
+  EXPECT_EQ(got.get_as<CacheStoreStats>(2).hits, 3u);
+  EXPECT_EQ(got.get_as<CacheKey>(3).model, shapes_key().model);
+}
+
 TEST_F(CacheActorTest, ServesARemoteNode) {
   auto o = options();
   o.compress = false;

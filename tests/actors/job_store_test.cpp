@@ -6,9 +6,11 @@
 #include <filesystem>
 
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
 
 #include "actors/coordinator.hpp"
 #include "actors/messages.hpp"
+#include "pool_support.hpp"
 
 namespace reel::actors {
 namespace {
@@ -228,6 +230,23 @@ TEST_F(JobStoreTest, ActorCreatesGetsAndListsThroughMessages) {
           },
           [&](caf::error& e) { FAIL() << sys.render(e); });
   self->send_exit(*store, caf::exit_reason::user_shutdown);
+}
+
+// The list reply as a client on another node reads it.
+TEST_F(JobStoreTest, ItsListReplyCrossesToAnotherNode) {
+  JobRecord record;
+  record.id = 7;
+  record.spec = sample_spec();
+  record.state = JobState::running;
+  const caf::message got =
+      testing::across_nodes(caf::make_message(std::vector<JobRecord>{record}, std::vector<std::string>{"3: bad json"}));
+  ASSERT_TRUE((got.match_elements<std::vector<JobRecord>, std::vector<std::string>>()));
+  const auto& records = got.get_as<std::vector<JobRecord>>(0);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].id, 7u);
+  EXPECT_EQ(records[0].spec.prompt, sample_spec().prompt);
+  EXPECT_EQ(records[0].state, JobState::running);
+  EXPECT_EQ(got.get_as<std::vector<std::string>>(1), std::vector<std::string>{"3: bad json"});
 }
 
 TEST_F(JobStoreTest, CannotBeOpenedTwice) {
