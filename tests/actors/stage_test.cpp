@@ -12,6 +12,7 @@
 
 #include "actors/pipefusion_actors.hpp"
 #include "models/t2v_model.hpp"
+#include "tests/models/small_dit.hpp"
 #include "pipeline/pipefusion.hpp"
 
 namespace reel::actors {
@@ -20,36 +21,7 @@ namespace {
 using pipeline::PatchSplit;
 using pipeline::PipeFusionPlan;
 
-// A small DiT with every part PipeFusion touches (as tests/pipeline/pipefusion_test.cpp): 4
-// blocks, a 3x3 stem and a refinement, so both splits' neighbouring rows matter.
-models::DiTConfig small_config() {
-  models::DiTConfig cfg;
-  cfg.in_channels = 3;
-  cfg.out_channels = 3;
-  cfg.patch = {1, 2, 2};
-  cfg.dim = 48;
-  cfg.ffn_dim = 96;
-  cfg.freq_dim = 32;
-  cfg.text_dim = 16;
-  cfg.text_len = 8;
-  cfg.num_heads = 2;
-  cfg.num_layers = 4;
-  cfg.stem_channels = 8;
-  cfg.refine_channels = 8;
-  return cfg;
-}
-
 const std::vector<int64_t> kShape = {1, 3, 4, 8, 8};  // [B, C, F, H, W] -> 4 x 4 x 4 = 64 tokens
-
-models::VideoDiT make_dit() {
-  torch::manual_seed(7);
-  models::VideoDiT dit(small_config());
-  torch::NoGradGuard no_grad;
-  dit->refine_out->weight.normal_(0.0, 0.1);
-  dit->refine_out->bias.normal_(0.0, 0.1);
-  dit->eval();
-  return dit;
-}
 
 pipeline::Conditioning conditioning(int64_t text_dim) {
   torch::manual_seed(5);
@@ -93,7 +65,7 @@ class StageActors : public ::testing::Test {
   void SetUp() override {
     // The simulation in this thread computes with as many threads as each stage: one.
     at::set_num_threads(1);
-    dit = make_dit();
+    dit = models::testing::small_dit();
   }
 
   // The actor system waits for every actor before it goes: stop the stages first.
@@ -115,7 +87,7 @@ class StageActors : public ::testing::Test {
 };
 
 TEST_F(StageActors, EqualTheSimulationBitForBit) {
-  const auto cond = conditioning(small_config().text_dim);
+  const auto cond = conditioning(models::testing::small_dit_config().text_dim);
   const auto opts = options(3);
   for (int n : {2, 3}) {
     auto stages = stages_with(dit, n);
@@ -135,7 +107,7 @@ TEST_F(StageActors, EqualTheSimulationBitForBit) {
 }
 
 TEST_F(StageActors, EqualTheSimulationWithoutGuidanceAndWithFullWarmUp) {
-  auto cond = conditioning(small_config().text_dim);
+  auto cond = conditioning(models::testing::small_dit_config().text_dim);
   cond.negative = torch::Tensor();
   auto stages = stages_with(dit, 2);
   for (int w : {1, 3}) {
@@ -150,7 +122,7 @@ TEST_F(StageActors, EqualTheSimulationWithoutGuidanceAndWithFullWarmUp) {
 }
 
 TEST_F(StageActors, MeasureTheBytesTheSimulationPredicts) {
-  const auto cond = conditioning(small_config().text_dim);
+  const auto cond = conditioning(models::testing::small_dit_config().text_dim);
   const auto opts = options(3);
   const auto p = plan(3, 4, PatchSplit::frames, 1);
   auto stages = stages_with(dit, 3);
@@ -218,7 +190,7 @@ TEST_F(StageActors, LoadTheirSliceFromTheZoo) {
 }
 
 TEST_F(StageActors, RejectABadPlanWithAnError) {
-  const auto cond = conditioning(small_config().text_dim);
+  const auto cond = conditioning(models::testing::small_dit_config().text_dim);
   const auto opts = options(2);
   auto stages = stages_with(dit, 2);
   auto run = [&](const PipeFusionPlan& p, const pipeline::Conditioning& c) {
@@ -249,7 +221,7 @@ TEST_F(StageActors, RejectABadPlanWithAnError) {
 }
 
 TEST_F(StageActors, NameAStageKilledMidRunInsteadOfHanging) {
-  const auto cond = conditioning(small_config().text_dim);
+  const auto cond = conditioning(models::testing::small_dit_config().text_dim);
   const auto opts = options(4);
   auto stages = stages_with(dit, 3);
   PipeFusionActorOptions run;

@@ -9,24 +9,10 @@
 
 #include "models/dit.hpp"
 #include "models/safetensors.hpp"
+#include "tests/models/small_dit.hpp"
 
 namespace reel::models {
 namespace {
-
-DiTConfig small_config() {
-  DiTConfig cfg;
-  cfg.in_channels = 3;
-  cfg.out_channels = 3;
-  cfg.patch = {1, 2, 2};
-  cfg.dim = 48;
-  cfg.ffn_dim = 96;
-  cfg.freq_dim = 32;
-  cfg.text_dim = 16;
-  cfg.text_len = 8;
-  cfg.num_heads = 2;
-  cfg.num_layers = 3;
-  return cfg;
-}
 
 struct Inputs {
   at::Tensor x, text;
@@ -74,7 +60,7 @@ TEST(Rope, RotatesConsecutivePairsAndKeepsNorms) {
 
 TEST(VideoDiT, PerFrameTimestepsThatAgreeEqualTheScalarTimestep) {
   torch::NoGradGuard no_grad;
-  auto cfg = small_config();
+  auto cfg = testing::small_dit_config(3, false);
   torch::manual_seed(1);
   VideoDiT model(cfg);
   auto in = inputs(cfg, 2, 3);
@@ -85,7 +71,7 @@ TEST(VideoDiT, PerFrameTimestepsThatAgreeEqualTheScalarTimestep) {
 
 TEST(VideoDiT, EachFrameIsModulatedByItsOwnTimestep) {
   torch::NoGradGuard no_grad;
-  auto cfg = small_config();
+  auto cfg = testing::small_dit_config(3, false);
   cfg.num_layers = 0;  // with no attention between frames, frame i depends only on t[i]
   torch::manual_seed(1);
   VideoDiT model(cfg);
@@ -99,7 +85,7 @@ TEST(VideoDiT, EachFrameIsModulatedByItsOwnTimestep) {
 
 TEST(VideoDiT, RunningBlocksInTwoRangesEqualsRunningThemAtOnce) {
   torch::NoGradGuard no_grad;
-  auto cfg = small_config();
+  auto cfg = testing::small_dit_config(3, false);
   torch::manual_seed(1);
   VideoDiT model(cfg);
   auto in = inputs(cfg, 1, 2);
@@ -138,7 +124,7 @@ class FullSequenceKV : public AttentionHook {
 
 TEST(VideoDiT, APatchWithFullSequenceKeysAndValuesMatchesTheFullPass) {
   torch::NoGradGuard no_grad;
-  auto cfg = small_config();
+  auto cfg = testing::small_dit_config(3, false);
   cfg.num_layers = 1;
   torch::manual_seed(1);
   VideoDiT model(cfg);
@@ -162,7 +148,7 @@ TEST(VideoDiT, APatchWithFullSequenceKeysAndValuesMatchesTheFullPass) {
 
 TEST(VideoDiT, SaveThenLoadGivesTheSameOutputs) {
   torch::NoGradGuard no_grad;
-  auto cfg = small_config();
+  auto cfg = testing::small_dit_config(3, false);
   torch::manual_seed(1);
   VideoDiT model(cfg);
   auto path = (std::filesystem::temp_directory_path() / ("reel_dit_" + std::to_string(::getpid()) + ".safetensors")).string();

@@ -9,6 +9,7 @@
 #include "pipeline/dit_denoiser.hpp"
 #include "pipeline/pipefusion_stage.hpp"
 #include "pipeline/stale_kv.hpp"
+#include "tests/models/small_dit.hpp"
 
 namespace reel::pipeline {
 namespace {
@@ -16,40 +17,11 @@ namespace {
 using models::Prediction;
 using models::SolverKind;
 
-// A small DiT with every part PipeFusion touches: 4 blocks, a 3x3 stem and a refinement.
-models::DiTConfig small_config() {
-  models::DiTConfig cfg;
-  cfg.in_channels = 3;
-  cfg.out_channels = 3;
-  cfg.patch = {1, 2, 2};
-  cfg.dim = 48;
-  cfg.ffn_dim = 96;
-  cfg.freq_dim = 32;
-  cfg.text_dim = 16;
-  cfg.text_len = 8;
-  cfg.num_heads = 2;
-  cfg.num_layers = 4;
-  cfg.stem_channels = 8;
-  cfg.refine_channels = 8;
-  return cfg;
-}
-
 const std::vector<int64_t> kShape = {1, 3, 4, 8, 8};  // [B, C, F, H, W] -> 4 x 4 x 4 = 64 tokens
-
-models::VideoDiT make_dit(uint64_t seed = 7) {
-  torch::manual_seed(static_cast<int64_t>(seed));
-  models::VideoDiT dit(small_config());
-  torch::NoGradGuard no_grad;
-  // The refinement starts as the identity; random weights make its neighbouring rows matter.
-  dit->refine_out->weight.normal_(0.0, 0.1);
-  dit->refine_out->bias.normal_(0.0, 0.1);
-  dit->eval();
-  return dit;
-}
 
 Conditioning make_conditioning(int64_t batch) {
   torch::manual_seed(5);
-  auto text = torch::randn({batch, 5, small_config().text_dim});
+  auto text = torch::randn({batch, 5, models::testing::small_dit_config().text_dim});
   return {text, torch::zeros_like(text)};
 }
 
@@ -93,7 +65,7 @@ PipeFusionPlan plan(int stages, int patches, PatchSplit split, int warmup) {
 }
 
 TEST(PipeFusion, OneStageAndOnePatchEqualsSequentialSampling) {
-  auto dit = make_dit();
+  auto dit = models::testing::small_dit();
   for (auto prediction : {Prediction::velocity, Prediction::sample}) {
     for (auto solver : {SolverKind::euler, SolverKind::unipc, SolverKind::dpmpp}) {
       auto opts = options(4, solver);
@@ -111,7 +83,7 @@ TEST(PipeFusion, OneStageAndOnePatchEqualsSequentialSampling) {
 }
 
 TEST(PipeFusion, OnePatchEqualsSequentialSamplingForAnyStagesAndWarmUp) {
-  auto dit = make_dit();
+  auto dit = models::testing::small_dit();
   auto cond = make_conditioning(1);
   auto opts = options(4);
   auto reference = sequential(dit, Prediction::velocity, cond, kShape, opts);
@@ -126,7 +98,7 @@ TEST(PipeFusion, OnePatchEqualsSequentialSamplingForAnyStagesAndWarmUp) {
 }
 
 TEST(PipeFusion, FullWarmUpEqualsSequentialSampling) {
-  auto dit = make_dit();
+  auto dit = models::testing::small_dit();
   auto cond = make_conditioning(1);
   for (auto solver : {SolverKind::euler, SolverKind::unipc, SolverKind::dpmpp}) {
     auto opts = options(5, solver);
@@ -146,7 +118,7 @@ TEST(PipeFusion, FullWarmUpEqualsSequentialSampling) {
 // W=6; rows 1.05%, 1.02%, 0.78%. Without warm-up it is no worse than W=1: the first step's
 // error (attention over the patches visited so far) is damped by every later step.
 TEST(PipeFusion, ErrorAfterWarmUpIsSmallAndShrinksAsWarmUpGrows) {
-  auto dit = make_dit();
+  auto dit = models::testing::small_dit();
   auto cond = make_conditioning(1);
   auto opts = options(8);
   auto reference = sequential(dit, Prediction::velocity, cond, kShape, opts);
@@ -166,7 +138,7 @@ TEST(PipeFusion, ErrorAfterWarmUpIsSmallAndShrinksAsWarmUpGrows) {
 }
 
 TEST(PipeFusion, RowPatchesOfASingleFrameAndUnevenPatchesWork) {
-  auto dit = make_dit();
+  auto dit = models::testing::small_dit();
   auto cond = make_conditioning(1);
   auto opts = options(4);
   for (const auto& [shape, split] : {std::pair{std::vector<int64_t>{1, 3, 1, 8, 8}, PatchSplit::rows},
@@ -283,7 +255,7 @@ TEST(PipeFusion, StaleKVHoldsStaleValuesForPatchesNotYetVisited) {
 // refinement (halo) of both splits.
 TEST(PipeFusion, PatchesOverFreshBuffersReproduceTheFullPass) {
   torch::NoGradGuard no_grad;
-  auto dit = make_dit();
+  auto dit = models::testing::small_dit();
   auto cond = make_conditioning(1);
   const auto text = torch::cat({cond.text, cond.negative}, 0);
   torch::manual_seed(9);
@@ -311,7 +283,7 @@ TEST(PipeFusion, PatchesOverFreshBuffersReproduceTheFullPass) {
 }
 
 TEST(PipeFusion, BytesCountedEqualTheAnalyticValue) {
-  auto dit = make_dit();
+  auto dit = models::testing::small_dit();
   auto cond = make_conditioning(1);
   auto opts = options(4);
   for (auto split : {PatchSplit::frames, PatchSplit::rows}) {
@@ -338,7 +310,7 @@ TEST(PipeFusion, BytesCountedEqualTheAnalyticValue) {
 }
 
 TEST(PipeFusion, RejectsBadPlansWithClearMessages) {
-  auto dit = make_dit();
+  auto dit = models::testing::small_dit();
   auto cond = make_conditioning(1);
   auto opts = options(2);
   struct BadPlan {
