@@ -517,8 +517,10 @@ Status ApproxCache::insert(const CompatKey& given, std::string_view prompt, cons
     ++s.stats.entries_inserted;
     ++s.added_since_save;
   }
-  if (s.options.persist_index && s.options.index_save_every > 0 && s.added_since_save >= s.options.index_save_every) {
-    // A process that dies now loses at most the next index_save_every entries' index work.
+  if (s.options.persist_index && s.options.index_save_every > 0 && s.added_since_save >= s.options.index_save_every &&
+      s.added_since_save * 10 >= s.entries.size()) {
+    // A process killed now leaves the next open at most max(index_save_every, a tenth of the
+    // entries) to add; saving only after a tenth keeps the bytes written linear in the entries.
     if (auto st = s.save_index(); !st.ok()) {
       std::fprintf(stderr, "reel: warning: cache index not saved: %s\n", st.error().message.c_str());
       s.added_since_save = 0;  // try again after as many more, not on every insert

@@ -46,9 +46,10 @@ struct CacheOptions {
   // save_index()), and load them at open instead of rebuilding them from the stored vectors,
   // adding what was stored since the save; see index_snapshot.hpp. Default true.
   bool persist_index = true;
-  // With persist_index, also save the indexes after every this many new entries (0: only at
-  // close), so that a process killed without closing leaves little for the next open to add.
-  // A save writes every index (about dim x 4 bytes per entry). Default 1000.
+  // With persist_index, also save the indexes once this many entries, and at least a tenth of
+  // all entries, are new since the last save (0: only at close), so that a process killed
+  // without closing leaves little for the next open to add. A save writes every index (about
+  // dim x 4 bytes per entry); the tenth keeps the bytes written linear in the entries. Default 1000.
   uint64_t index_save_every = 1000;
 };
 

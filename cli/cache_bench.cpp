@@ -160,6 +160,7 @@ int run_synthetic(const CacheBenchArgs& a, const fs::path& dir) {
   ca.path = (dir / "synthetic").string();
   ca.budget_mb = 1e6;
   ca.decoupled = false;
+  ca.index_save_every = 0;  // a throw-away cache: saved once, at close
   auto cache = open_cache(ca);
   if (!cache) return report(cache.error());
   cachestore::CompatKey key{.model = "synthetic", .weights_hash = "0", .scheduler = "unipc", .steps = 20,

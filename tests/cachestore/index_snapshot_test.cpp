@@ -246,6 +246,22 @@ TEST_F(IndexSnapshotTest, SavedEveryNInsertsSoAKilledProcessLeavesLittleToAdd) {
   expect_correct(*cache, 0, 25);
 }
 
+TEST_F(IndexSnapshotTest, PeriodicSavesWaitForATenthOfTheEntries) {
+  fs::path saved = dir_.string() + "_saved";
+  fs::remove_all(saved);
+  {
+    // Every entry may trigger a save, but only once a tenth of the entries are new: saves at
+    // 1, 2, ..., 10, 12, 14, ..., 20, 23, 26, 29 entries, so one entry is left after the 30th.
+    auto cache = open(true, /*save_every=*/1);
+    fill(*cache, 0, 30);
+    fs::copy(dir_ / detail::kSnapshotDir, saved, fs::copy_options::recursive);
+  }
+  restore(dir_, saved);
+  auto cache = open();
+  EXPECT_EQ(cache->stats().index_source, "loaded, caught up: 1 added, 0 removed");
+  expect_correct(*cache, 0, 30);
+}
+
 TEST_F(IndexSnapshotTest, EntriesRemovedAfterTheSaveAreNotServed) {
   { fill(*open(), 0, 30); }
   std::vector<EntryMeta> metas;
