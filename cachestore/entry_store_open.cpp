@@ -257,6 +257,36 @@ void reset_memory(StoreState& s) {
   s.clock = 0;
 }
 
+// A path where a store may be created: missing, an empty folder, or a folder that already holds
+// a store (or what is left of one). Errors: invalid_argument for a file, or for a folder whose
+// entries are none of RocksDB's or the store's.
+Status check_store_folder(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (!fs::exists(status)) return {};
+  if (!fs::is_directory(status)) return make_error(Errc::invalid_argument, "the cache path " + path + " is not a folder");
+  auto store_file = [](const std::string& name) {
+    auto ends = [&](std::string_view tail) {
+      return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    return name == "CURRENT" || name == "IDENTITY" || name == "LOCK" || name.rfind("LOG", 0) == 0 ||
+           name.rfind("MANIFEST-", 0) == 0 || name.rfind("OPTIONS-", 0) == 0 || ends(".sst") || ends(".log") ||
+           ends(".blob") || name.rfind("ann-index", 0) == 0 || name == kRepairMarker;
+  };
+  int others = 0;
+  std::string example;
+  for (const auto& entry : fs::directory_iterator(path, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (store_file(name)) return {};
+    if (others++ == 0) example = name;
+  }
+  if (others > 0)
+    return make_error(Errc::invalid_argument, "the folder " + path + " holds other files ('" + example +
+                                                  "') and no cache store; give a new or empty folder");
+  return {};
+}
+
 }  // namespace
 }  // namespace detail
 
@@ -276,6 +306,9 @@ Expected<std::unique_ptr<EntryStore>> EntryStore::open(const std::string& path,
     return make_error(Errc::not_found, "no cache store at " + path);
   }
   if (options.create_if_missing) {
+    // A folder that holds other things is not taken over: a typo in --cache must not scatter a
+    // store's files among a user's own.
+    if (auto st = detail::check_store_folder(path); !st) return st.error();
     // RocksDB creates the store's own directory but not missing parents.
     std::error_code ec;
     std::filesystem::create_directories(path, ec);

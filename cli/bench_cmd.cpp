@@ -7,6 +7,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -37,7 +38,7 @@ struct BenchArgs {
 
 int run_bench_model(const BenchArgs& a) {
   if (a.repeats < 1) return report(make_error(Errc::invalid_argument, "--repeats must be at least 1"));
-  set_threads(a.threads);
+  if (auto st = set_threads(a.threads); !st) return report(st.error());
   auto result = bench::run_model_bench(a.repeats);
   std::printf("%s", bench::to_table(result).c_str());
   if (!a.json.empty()) {
@@ -272,7 +273,13 @@ int run_bench_long(const LongArgs& a, const Config& cfg) {
   {
     std::stringstream ss(a.frames);
     std::string item;
-    while (std::getline(ss, item, ',')) lengths.push_back(std::atoi(item.c_str()));
+    while (std::getline(ss, item, ',')) {
+      char* end = nullptr;
+      const long n = std::strtol(item.c_str(), &end, 10);
+      if (item.empty() || *end != '\0' || n < 8 || n > 1000000)
+        return report(make_error(Errc::invalid_argument, "--frames: '" + item + "' is not a length from 8 to 1000000"));
+      lengths.push_back(static_cast<int>(n));
+    }
     std::stringstream ms(a.modes);
     while (std::getline(ms, item, ',')) {
       if (item != "fifo" && item != "fifo-nolookahead" && item != "clips")
@@ -351,7 +358,7 @@ Command add_bench(CLI::App& app, const Config& cfg) {
                   "prompts for the adherence part (each also made as 8 frames in standard mode: the reference)")
       ->capture_default_str();
   lng->add_option("--seed", l->seed, "adherence part: prompt i is drawn from, and generated with, seed + i")
-      ->capture_default_str();
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   lng->add_option("--json", l->json, "where to write the JSON ('' = nowhere)")->capture_default_str();
   lng->add_option("--threads,-t", l->threads, "compute threads per run (0 = all cores)")->capture_default_str();
   auto cb = std::make_shared<CacheBenchArgs>();

@@ -1,5 +1,7 @@
 #include "cli/cache_bench.hpp"
 
+#include "base/durable.hpp"
+
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -142,15 +144,7 @@ Status write_json(const std::string& path, const nlohmann::json& j) {
   if (path.empty()) return {};
   std::error_code ec;
   if (auto dir = fs::path(path).parent_path(); !dir.empty()) fs::create_directories(dir, ec);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << j.dump(2) << "\n";
-    if (!f.flush()) return make_error(Errc::io_error, "cannot write " + path);
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) return make_error(Errc::io_error, "cannot write " + path + ": " + ec.message());
-  return {};
+  return write_file_atomic(path, j.dump(2) + "\n");
 }
 
 // Lookup latency at `n` entries: whole entries of a small latent under distinct two-object
@@ -453,7 +447,7 @@ CLI::App* add_bench_cache(CLI::App* bench, CacheBenchArgs& a) {
       ->capture_default_str();
   sub->add_option("--model,-m", a.model, "zoo name or .safetensors path")->capture_default_str();
   sub->add_option("--limit", a.limit, "replay only the first N requests (0 = all)")->capture_default_str();
-  sub->add_option("--seed", a.seed, "request i without its own seed uses seed + i")->capture_default_str();
+  sub->add_option("--seed", a.seed, "request i without its own seed uses seed + i")->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_option("--synthetic", a.synthetic, "instead: lookup latency at this many synthetic entries")
       ->capture_default_str();
   sub->add_option("--calibrate", a.calibrate,
@@ -502,7 +496,7 @@ int run_bench_cache(const CacheBenchArgs& a, const Config& cfg) {
     if (a.limit > 0 && static_cast<int>(log->size()) > a.limit) log->resize(static_cast<size_t>(a.limit));
     if (log->empty()) return report(make_error(Errc::invalid_argument, "the trace " + a.trace + " has no requests"));
   }
-  set_threads(a.threads);
+  if (auto st = set_threads(a.threads); !st) return report(st.error());
   auto model = models::open_model(a.model, cfg.zoo);
   if (!model) return report(model.error());
   auto weights = model_checksum(model->source);

@@ -78,6 +78,8 @@ void add_cache_options(CLI::App* app, CacheArgs& a) {
 
 Expected<cachestore::CacheOptions> cache_options(const CacheArgs& a) {
   if (!(a.budget_mb > 0)) return make_error(Errc::invalid_argument, "--cache-budget-mb must be positive");
+  if (!(a.budget_mb <= 1e12))  // a petabyte; beyond it the byte count no longer fits
+    return make_error(Errc::invalid_argument, "--cache-budget-mb must be at most 1e12 (a petabyte)");
   if (auto spec = parse_embedder(a.embedder); !spec) return spec.error();
   if (a.index_save_every < 0) return make_error(Errc::invalid_argument, "cache.index_save_every must be >= 0");
   auto policy = cachestore::parse_policy(a.policy);

@@ -69,6 +69,11 @@ Expected<std::vector<std::string>> parse_node_list(const std::string& nodes) {
 Status check_cluster_args(const ClusterArgs& args, const std::string& mode) {
   if (args.workers < 0) return make_error(Errc::invalid_argument, "--workers must be >= 0");
   if (args.workers_per_node < 1) return make_error(Errc::invalid_argument, "--workers-per-node must be >= 1");
+  // Each worker is an actor with its own compute threads: more than a few per core only thrash.
+  const int most = std::max(16, 4 * static_cast<int>(std::thread::hardware_concurrency()));
+  if (args.workers > most || args.workers_per_node > most)
+    return make_error(Errc::invalid_argument, "--workers and --workers-per-node must be at most " +
+                                                  std::to_string(most) + " (4 per core on this machine)");
   if (args.cfg_parallel && mode != "standard")
     return make_error(Errc::invalid_argument, "--cfg-parallel works with --mode standard only");
   if (!args.nodes.empty()) {

@@ -28,10 +28,19 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
-// Prints "reel: error: <message>" and returns the exit code for the error's kind.
+// Prints "reel: error: <message>" and returns the exit code for the error's kind. The message is
+// cut before a LibTorch backtrace and after 1,000 bytes (one_error_line).
 int report(const Error& error);
+std::string one_error_line(std::string message);
 
-// Sets LibTorch's intra-op threads: `threads` <= 0 means all cores.
-void set_threads(int threads);
+// Sets LibTorch's intra-op threads: 0 means all cores. Negative counts and counts above
+// max_threads() are usage errors (a typo such as 1000000 would otherwise start that many threads).
+[[nodiscard]] Status set_threads(int threads);
+int max_threads();  // 8 per core, at least 64
+
+// A file the command will write: the name must end in `extension` ("" = any), its folder must
+// exist (a missing last folder is created when its parent exists) and be writable, and the path
+// must not be a folder. `what` names it in the message ("output", "--json", ...).
+[[nodiscard]] Status check_output(const std::string& path, const std::string& extension, const char* what);
 
 }  // namespace reel::cli

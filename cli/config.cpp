@@ -39,8 +39,13 @@ Expected<Config> load_config(const std::string& path) {
   Config cfg;
   if (path.empty()) return cfg;
   cfg.path = path;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return make_error(Errc::not_found, "config " + path + ": no such file");
+  if (!fs::is_regular_file(path, ec)) return make_error(Errc::invalid_argument, "config " + path + ": not a regular file");
   try {
     YAML::Node root = YAML::LoadFile(path);
+    if (!root.IsNull() && !root.IsMap())
+      return make_error(Errc::invalid_argument, "config " + path + ": expected a mapping of sections at the top");
     read(root["runtime"], "threads", cfg.threads);
     read(root["models"], "zoo", cfg.zoo);
     read(root["models"], "default", cfg.model);
@@ -71,6 +76,8 @@ Expected<Config> load_config(const std::string& path) {
     return make_error(Errc::not_found, "config " + path + ": cannot read the file");
   } catch (const YAML::Exception& e) {
     return make_error(Errc::invalid_argument, "config " + path + ": " + e.what());
+  } catch (const std::exception& e) {  // a read error below yaml-cpp (std::ios_base::failure)
+    return make_error(Errc::io_error, "config " + path + ": cannot read the file: " + e.what());
   }
   // Relative folders in a config under <root>/configs/ are relative to <root>.
   fs::path base = fs::absolute(path).parent_path();

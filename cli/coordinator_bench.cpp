@@ -149,7 +149,7 @@ CLI::App* add_bench_coordinator(CLI::App* bench, CoordinatorBenchArgs& args) {
   sub->add_option("--repeats", args.repeats, "timed runs of each path (after one warm-up each)")->capture_default_str();
   sub->add_option("--frames", args.frames, "video length; 0 = the model's")->capture_default_str();
   sub->add_option("--steps", args.steps, "solver steps; 0 = the model's")->capture_default_str();
-  sub->add_option("--seed", args.seed, "seed of the job")->capture_default_str();
+  sub->add_option("--seed", args.seed, "seed of the job")->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_option("--json", args.json, "where to write the JSON ('' = nowhere)")->capture_default_str();
   return sub;
 }
@@ -163,7 +163,7 @@ int run_bench_coordinator(const CoordinatorBenchArgs& a, const Config& cfg) {
     std::fprintf(stderr, "reel: note: run with OMP_WAIT_POLICY=passive: two threads' OpenMP teams spinning "
                          "against each other distort the comparison\n");
   const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  set_threads(threads);
+  if (auto st = set_threads(threads); !st) return report(st.error());
 
   auto model = models::open_model(a.model, cfg.zoo);
   if (!model) return report(model.error());

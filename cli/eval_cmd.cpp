@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "base/durable.hpp"
 #include "cli/commands.hpp"
 #include "cli/frames.hpp"
 #include "cli/progress.hpp"
@@ -56,8 +57,13 @@ int run_adherence(const EvalArgs& a, const Config& cfg) {
   if (a.frames && *a.frames < 2) return report(usage("--frames must be at least 2 (motion needs two frames)"));
   if (a.steps && *a.steps < 1) return report(usage("--steps must be positive"));
   if (a.guidance && !(*a.guidance >= 0)) return report(usage("--guidance must be >= 0"));
-  if (!a.json.empty() && a.json.size() < 6) return report(usage("--json must name a .json file"));
-  set_threads(a.threads);
+  if (!a.json.empty())
+    if (auto st = check_output(a.json, ".json", "--json"); !st) return report(st.error());
+  if (!a.sheet.empty()) {
+    if (auto st = check_output(a.sheet, ".png", "--sheet"); !st) return report(st.error());
+    if (a.sheet_videos < 1) return report(usage("--sheet-videos must be at least 1"));
+  }
+  if (auto st = set_threads(a.threads); !st) return report(st.error());
 
   auto model = models::open_model(a.model, cfg.zoo);
   if (!model) return report(model.error());
@@ -198,19 +204,7 @@ int run_adherence(const EvalArgs& a, const Config& cfg) {
                        {"temporal_consistency", tc},
                        {"ground_truth_temporal_consistency", truth_tc},
                        {"per_prompt", per_prompt}};
-    const std::string tmp = a.json + ".tmp";
-    {
-      std::ofstream f(tmp);
-      f << out.dump(1) << '\n';
-      if (!f) {
-        std::remove(tmp.c_str());
-        return report(make_error(Errc::io_error, "cannot write '" + a.json + "'"));
-      }
-    }
-    if (std::rename(tmp.c_str(), a.json.c_str()) != 0) {
-      std::remove(tmp.c_str());
-      return report(make_error(Errc::io_error, "cannot write '" + a.json + "'"));
-    }
+    if (auto st = write_file_atomic(a.json, out.dump(1) + "\n"); !st) return report(st.error());
   }
   return kExitOk;
 }
@@ -226,7 +220,7 @@ Command add_eval(CLI::App& app, const Config& cfg) {
   auto* adh = sub->add_subcommand("adherence", "prompt adherence in the shapes world, scored from the pixels");
   adh->add_option("--model,-m", a->model, "zoo name or .safetensors path")->envname("REEL_MODEL")->capture_default_str();
   adh->add_option("--prompts,-n", a->prompts, "prompts drawn from the grammar")->capture_default_str();
-  adh->add_option("--seed", a->seed, "scene i is drawn from seed + i")->capture_default_str();
+  adh->add_option("--seed", a->seed, "scene i is drawn from seed + i")->check(CLI::NonNegativeNumber)->capture_default_str();
   adh->add_option("--frames,-f", a->frames, "frames per video; default: the model's");
   adh->add_option("--steps,-s", a->steps, "solver steps; default: the model's");
   adh->add_option("--guidance,-g", a->guidance, "guidance scale; default: the model's");

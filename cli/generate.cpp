@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -61,25 +62,6 @@ struct GenerateArgs {
 };
 
 Error usage(const std::string& message) { return make_error(Errc::invalid_argument, message); }
-
-// The folder of `path` must exist and be writable, and the name must end in `extension`.
-Status check_output(const std::string& path, const std::string& extension, const char* what) {
-  if (path.empty()) return usage(std::string(what) + " path is empty");
-  fs::path p(path);
-  if (p.extension() != extension)
-    return usage(std::string(what) + " '" + path + "' must end in " + extension);
-  fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
-    // Create the folder for the default output location only when its parent exists.
-    if (!fs::is_directory(dir.parent_path().empty() ? fs::path(".") : dir.parent_path(), ec) ||
-        !fs::create_directory(dir, ec))
-      return usage(std::string(what) + " folder '" + dir.string() + "' does not exist");
-  }
-  if (::access(dir.c_str(), W_OK) != 0) return usage(std::string(what) + " folder '" + dir.string() + "' is not writable");
-  if (fs::is_directory(p, ec)) return usage(std::string(what) + " '" + path + "' is a folder");
-  return {};
-}
 
 Expected<std::pair<int, int>> parse_size(const std::string& text) {
   int w = 0, h = 0;
@@ -176,6 +158,37 @@ Status write_sheet(const GenerateArgs& a, std::vector<video::Frame> frames) {
   return video::write_contact_sheet(a.sheet, rows);
 }
 
+// Ctrl-C or SIGTERM during a long (fifo, clips) job: the handler only records the signal; the
+// job stops at the next frame or step, saves a checkpoint when it has a job directory, and
+// returns `cancelled`, so the writer removes its `<out>.part` and the process exits 128 + signal.
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int signal) { g_stop_signal = signal; }
+
+class StopOnSignal {
+ public:
+  StopOnSignal() {
+    g_stop_signal = 0;
+    previous_int_ = std::signal(SIGINT, on_stop_signal);
+    previous_term_ = std::signal(SIGTERM, on_stop_signal);
+  }
+  ~StopOnSignal() {
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+  }
+  StopOnSignal(const StopOnSignal&) = delete;
+  StopOnSignal& operator=(const StopOnSignal&) = delete;
+
+ private:
+  void (*previous_int_)(int) = SIG_DFL;
+  void (*previous_term_)(int) = SIG_DFL;
+};
+
+Error interrupted(const GenerateArgs& a, bool saved) {
+  return make_error(Errc::cancelled, std::string("interrupted (signal ") + std::to_string(g_stop_signal) + ")" +
+                                         (saved ? "; continue with: reel generate --resume " + a.job_dir
+                                                : a.job_dir.empty() ? "" : "; nothing was saved"));
+}
+
 // The output of the streaming modes (fifo, clips): frames arrive one at a time at model
 // resolution, are upscaled and appended to a fragmented MP4 opened at the first frame (so
 // `<out>.part` plays while it grows), and up to 16 evenly spaced ones (with --sheet-every N,
@@ -267,6 +280,11 @@ Expected<pipeline::FifoStats> generate_fifo(const GenerateArgs& a, const models:
   }
   Progress progress("generating", "frames", !a.quiet && Progress::stderr_is_terminal());
   auto stats = queue->run(denoiser, cond, plan.frames, [&](int64_t index, const torch::Tensor& latent) -> Status {
+    if (g_stop_signal != 0) {
+      const bool save = job && a.checkpoint_every > 0 && index > 0;
+      if (save) REEL_RETURN_IF_ERROR(save_fifo_state(a.job_dir, queue->state()));  // about to produce `index`
+      return interrupted(a, save);
+    }
     if (job && a.checkpoint_every > 0 && index > 0 && index % a.checkpoint_every == 0)
       REEL_RETURN_IF_ERROR(save_fifo_state(a.job_dir, queue->state()));  // about to produce `index`
     auto pixels = model.decoder->decode(latent);  // [1, 1, H, W, 3]
@@ -321,8 +339,11 @@ Expected<pipeline::ClipsStats> generate_clips(const GenerateArgs& a, const model
   while (!clips->done()) {
     REEL_RETURN_IF_ERROR(clips->step(runner));
     const int step = clips->step_index();
-    if (job && a.checkpoint_every > 0 && (step % a.checkpoint_every == 0 || clips->done()))
+    const bool stop = g_stop_signal != 0;
+    const bool save = job && a.checkpoint_every > 0;
+    if (save && (step % a.checkpoint_every == 0 || clips->done() || stop))
       REEL_RETURN_IF_ERROR(save_clips_state(a.job_dir, clips->state()));
+    if (stop) return interrupted(a, save);
     progress.update(step, plan.steps);
   }
   progress.finish();
@@ -458,7 +479,7 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
   if (!a.sheet.empty()) {
     if (auto st = check_output(a.sheet, ".png", "contact sheet"); !st) return report(st.error());
   }
-  set_threads(a.threads);
+  if (auto st = set_threads(a.threads); !st) return report(st.error());
 
   auto model = models::open_model(a.model, cfg.zoo);
   if (!model) return report(model.error());
@@ -495,10 +516,16 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
       return report(usage("the weights of '" + model->source + "' changed since job '" + a.job_dir + "' started"));
   }
 
+  std::optional<StopOnSignal> stop_on_signal;
+  if (a.mode == "fifo" || a.mode == "clips") stop_on_signal.emplace();
+  auto report_long = [&](const Error& e) {
+    const int code = report(e);
+    return g_stop_signal != 0 ? 128 + g_stop_signal : code;
+  };
   if (a.mode == "fifo") {
     std::vector<video::Frame> sheet;
     auto stats = generate_fifo(a, *model, *plan, cond, sheet, resuming);
-    if (!stats) return report(stats.error());
+    if (!stats) return report_long(stats.error());
     if (!a.sheet.empty()) {
       if (auto st = write_sheet(a, std::move(sheet)); !st) return report(st.error());
     }
@@ -512,7 +539,7 @@ int run_generate(const GenerateArgs& given, const Config& cfg) {
   if (a.mode == "clips") {
     std::vector<video::Frame> sheet;
     auto stats = generate_clips(a, *model, *plan, cond, sheet, resuming);
-    if (!stats) return report(stats.error());
+    if (!stats) return report_long(stats.error());
     if (!a.sheet.empty()) {
       if (auto st = write_sheet(a, std::move(sheet)); !st) return report(st.error());
     }
@@ -622,7 +649,7 @@ Command add_generate(CLI::App& app, const Config& cfg) {
       ->envname("REEL_MODEL")->capture_default_str();
   sub->add_option("--frames,-f", a->frames, "video length in frames; default: the model's")->envname("REEL_FRAMES");
   sub->add_option("--steps,-s", a->steps, "solver steps; default: the model's")->envname("REEL_STEPS");
-  sub->add_option("--seed", a->seed, "seed of the initial noise")->envname("REEL_SEED")->capture_default_str();
+  sub->add_option("--seed", a->seed, "seed of the initial noise")->check(CLI::NonNegativeNumber)->envname("REEL_SEED")->capture_default_str();
   sub->add_option("--guidance,-g", a->guidance, "classifier-free guidance scale (1 = off); default: the model's")
       ->envname("REEL_GUIDANCE");
   sub->add_option("--shift", a->shift, "sigma shift of the schedule; default: the model's")->envname("REEL_SHIFT");

@@ -1,5 +1,8 @@
 // reel: long text-to-video generation with video diffusion transformers.
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <thread>
 
@@ -9,8 +12,21 @@
 
 namespace reel::cli {
 
+std::string one_error_line(std::string message) {
+  // LibTorch's errors carry a C++ backtrace after the message: users get the message.
+  for (const char* backtrace : {"\nException raised from", "\nframe #0"})
+    if (auto at = message.find(backtrace); at != std::string::npos) message.resize(at);
+  constexpr size_t kMost = 1000;  // an error that quotes a huge input quotes its start
+  if (message.size() > kMost) {
+    const size_t more = message.size() - kMost;
+    message.resize(kMost);
+    message += "... (" + std::to_string(more) + " more bytes)";
+  }
+  return message;
+}
+
 int report(const Error& error) {
-  std::fprintf(stderr, "reel: error: %s\n", error.message.c_str());
+  std::fprintf(stderr, "reel: error: %s\n", one_error_line(error.message).c_str());
   switch (error.code) {
     case Errc::invalid_argument:
     case Errc::not_found:
@@ -25,9 +41,36 @@ int report(const Error& error) {
   return kExitFailure;
 }
 
-void set_threads(int threads) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+Status check_output(const std::string& path, const std::string& extension, const char* what) {
+  namespace fs = std::filesystem;
+  auto usage = [](const std::string& m) { return make_error(Errc::invalid_argument, m); };
+  if (path.empty()) return usage(std::string(what) + " path is empty");
+  fs::path p(path);
+  if (!extension.empty() && p.extension() != extension)
+    return usage(std::string(what) + " '" + path + "' must end in " + extension);
+  fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    // Create the folder for a default output location only when its parent exists.
+    if (!fs::is_directory(dir.parent_path().empty() ? fs::path(".") : dir.parent_path(), ec) ||
+        !fs::create_directory(dir, ec))
+      return usage(std::string(what) + " folder '" + dir.string() + "' does not exist");
+  }
+  if (::access(dir.c_str(), W_OK) != 0) return usage(std::string(what) + " folder '" + dir.string() + "' is not writable");
+  if (fs::is_directory(p, ec)) return usage(std::string(what) + " '" + path + "' is a folder");
+  return {};
+}
+
+int max_threads() { return std::max(64, 8 * static_cast<int>(std::thread::hardware_concurrency())); }
+
+Status set_threads(int threads) {
+  if (threads < 0) return make_error(Errc::invalid_argument, "--threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
+  if (threads > max_threads())
+    return make_error(Errc::invalid_argument, "--threads " + std::to_string(threads) + " is more than " +
+                                                  std::to_string(max_threads()) + " (8 per core on this machine)");
+  if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
+  return {};
 }
 
 }  // namespace reel::cli
@@ -68,7 +111,22 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "reel: error: %s (see 'reel --help')\n", e.what());
+    std::string message = e.what();
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && app.get_subcommands().empty()) {
+      // No command was recognised: name what was given instead of "A subcommand is required".
+      message = "a command is required";
+      for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--config") {
+          ++i;
+          continue;
+        }
+        if (arg.rfind("--config=", 0) == 0) continue;
+        message = (arg[0] == '-' ? "unknown option '" : "unknown command '") + arg + "'";
+        break;
+      }
+    }
+    std::fprintf(stderr, "reel: error: %s (see 'reel --help')\n", one_error_line(message).c_str());
     return kExitUsage;
   }
   for (auto* sub : app.get_subcommands()) {

@@ -1,5 +1,7 @@
 #include "cli/pipefusion_bench.hpp"
 
+#include "base/durable.hpp"
+
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -236,22 +238,7 @@ Expected<nlohmann::json> adherence(Subject& s, const PipeFusionBenchArgs& a, pip
                         {"seconds", seconds}};
 }
 
-Status write_json(const std::string& path, const nlohmann::json& j) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << j.dump(1) << '\n';
-    if (!f) {
-      std::remove(tmp.c_str());
-      return make_error(Errc::io_error, "cannot write '" + path + "'");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return make_error(Errc::io_error, "cannot write '" + path + "'");
-  }
-  return {};
-}
+Status write_json(const std::string& path, const nlohmann::json& j) { return write_file_atomic(path, j.dump(1) + "\n"); }
 
 // --actors: (a) sequential sampling on one thread, (c) the one-thread simulation of the plan,
 // (b) the plan on N stage actors of one thread each, all in this run; see the header.
@@ -483,7 +470,7 @@ CLI::App* add_bench_pipefusion(CLI::App* bench, PipeFusionBenchArgs& a) {
   sub->add_option("--split", a.split, "patches of whole frames or of rows: frames, rows")->capture_default_str();
   sub->add_option("--steps,-s", a.steps, "solver steps; default: the model's (random: 8)");
   sub->add_option("--guidance,-g", a.guidance, "guidance scale; default: the model's (random: 4)");
-  sub->add_option("--seed", a.seed, "noise seed")->capture_default_str();
+  sub->add_option("--seed", a.seed, "noise seed")->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_flag("--actors", a.actors,
                "measure speed: sequential on one thread vs N stage actors of one thread each (first W, M)");
   sub->add_option("--repeats", a.repeats,
@@ -510,7 +497,7 @@ int run_bench_pipefusion(const PipeFusionBenchArgs& a, const Config& cfg) {
   if (!split) return report(split.error());
   if (a.steps && *a.steps < 1) return report(usage("--steps must be positive"));
   if (a.adherence && (a.prompts < 1 || a.batch < 1)) return report(usage("--prompts and --batch must be positive"));
-  set_threads(a.threads);
+  if (auto st = set_threads(a.threads); !st) return report(st.error());
   torch::NoGradGuard no_grad;
 
   const bool random = !a.preset.empty() || a.dim || a.blocks || a.height || a.width;

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <fstream>
 
 namespace reel::cli {
@@ -88,6 +89,9 @@ Expected<LogFormat> parse_log_format(const std::string& name, const std::string&
 }
 
 Expected<std::vector<LoggedRequest>> read_prompt_log(const std::string& path, LogFormat format) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    return make_error(Errc::invalid_argument, path + " is not a regular file");
   std::ifstream in(path);
   if (!in) return make_error(Errc::not_found, "cannot read the log " + path);
   std::vector<LoggedRequest> out;
@@ -97,6 +101,8 @@ Expected<std::vector<LoggedRequest>> read_prompt_log(const std::string& path, Lo
   int prompt_col = -1, seed_col = -1, steps_col = -1, guidance_col = -1;
   while (std::getline(in, line)) {
     ++number;
+    if (line.find('\0') != std::string::npos)
+      return make_error(Errc::corrupt_data, path + ":" + std::to_string(number) + ": not text (a NUL byte)");
     if (blank(line)) continue;
     if (format == LogFormat::txt) {
       if (line[0] == '#') continue;

@@ -1,6 +1,8 @@
 // reel train: trains a model on the shapes world (models/train.hpp). reel-train, built with
 // REEL_MODELS_ONLY, is the same trainer without the rest of reel.
+#include <cmath>
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 
 #include "cli/commands.hpp"
@@ -20,10 +22,20 @@ struct TrainArgs {
 };
 
 int run_train(const TrainArgs& a) {
-  if (a.options.minutes < 0) return report(make_error(Errc::invalid_argument, "--minutes must not be negative"));
+  if (!(a.options.minutes >= 0) || !std::isfinite(a.options.minutes))
+    return report(make_error(Errc::invalid_argument, "--minutes must be a finite number >= 0"));
+  // The outputs are written at the end: check them before the training run, not after it.
+  if (auto st = check_output(a.options.out, ".safetensors", "--out"); !st) return report(st.error());
+  const std::string checkpoint = a.options.checkpoint.empty() ? a.options.out + ".ckpt" : a.options.checkpoint;
+  if (auto st = check_output(checkpoint, "", "--checkpoint"); !st) return report(st.error());
+  if (!a.options.resume.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(a.options.resume, ec))
+      return report(make_error(Errc::invalid_argument, "--resume '" + a.options.resume + "' is not a checkpoint file"));
+  }
   auto config = models::load_train_config(a.config);
   if (!config) return report(config.error());
-  set_threads(a.threads);
+  if (auto st = set_threads(a.threads); !st) return report(st.error());
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   std::fprintf(stderr, "training %s: %lld steps of %d clips (%dx%d, %d frames)%s -> %s\n", config->name.c_str(),

@@ -88,7 +88,7 @@ int run_warm(const WarmArgs& a, const Config& cfg) {
   if (!format) return report(format.error());
   auto log = read_prompt_log(a.log, *format);
   if (!log) return report(log.error());
-  set_threads(a.threads);
+  if (auto st = set_threads(a.threads); !st) return report(st.error());
   auto model = models::open_model(a.model, cfg.zoo);
   if (!model) return report(model.error());
   auto weights = model_checksum(model->source);
@@ -158,7 +158,7 @@ Command add_warm(CLI::App& app, const Config& cfg) {
       ->capture_default_str();
   sub->add_option("--cache", a->cache.path, "cache directory; default: cache.path of the config")->envname("REEL_CACHE");
   sub->add_option("--model,-m", a->model, "zoo name or .safetensors path")->capture_default_str();
-  sub->add_option("--seed", a->seed, "seed of every warmed generation")->capture_default_str();
+  sub->add_option("--seed", a->seed, "seed of every warmed generation")->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_option("--steps,-s", a->steps, "solver steps (entries serve requests with the same steps); default: the model's");
   sub->add_option("--threads,-t", a->threads, "compute threads (0 = all cores)")->capture_default_str();
   sub->add_flag("--quiet,-q", a->quiet, "no progress bar");

@@ -1,5 +1,7 @@
 #include "cli/workers_bench.hpp"
 
+#include "base/durable.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -14,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -277,7 +280,7 @@ CLI::App* add_bench_workers(CLI::App* bench, WorkersBenchArgs& a) {
   sub->add_option("--transfer-mb", a.transfer_mb, "MB sent in the data-plane test")->capture_default_str();
   sub->add_option("--tensor-mb", a.tensor_mb, "MB per tensor in the data-plane test")->capture_default_str();
   sub->add_option("--parts", a.parts, "comma-separated: fifo, clips, cfg, transfer")->capture_default_str();
-  sub->add_option("--seed", a.seed, "noise seed")->capture_default_str();
+  sub->add_option("--seed", a.seed, "noise seed")->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_option("--json", a.json, "where to write the JSON ('' = nowhere)")->capture_default_str();
   return sub;
 }
@@ -289,6 +292,13 @@ int run_bench_workers(const WorkersBenchArgs& in, const Config& cfg) {
   if (a.repeats < 1) return report(usage("--repeats must be at least 1"));
   if (a.transfer_mb <= 0 || a.tensor_mb <= 0 || a.tensor_mb > 512) return report(usage("--transfer-mb and --tensor-mb must be positive (tensor at most 512 MB)"));
   auto wants = [&](const std::string& part) { return ("," + a.parts + ",").find("," + part + ",") != std::string::npos; };
+  {
+    std::stringstream ss(a.parts);
+    std::string part;
+    while (std::getline(ss, part, ','))
+      if (part != "fifo" && part != "clips" && part != "cfg" && part != "transfer")
+        return report(usage("--parts: unknown part '" + part + "' (fifo, clips, cfg, transfer)"));
+  }
 
   auto model = models::open_model(a.model, a.zoo);
   if (!model) return report(model.error());
@@ -357,13 +367,7 @@ int run_bench_workers(const WorkersBenchArgs& in, const Config& cfg) {
   if (!a.json.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(a.json).parent_path(), ec);
-    const std::string tmp = a.json + ".tmp";
-    {
-      std::ofstream f(tmp);
-      f << out.dump(1) << '\n';
-    }
-    std::filesystem::rename(tmp, a.json, ec);
-    if (ec) return report(make_error(Errc::io_error, "cannot write '" + a.json + "'"));
+    if (auto st = write_file_atomic(a.json, out.dump(1) + "\n"); !st) return report(st.error());
     std::printf("wrote %s\n", a.json.c_str());
   }
   const double after = bench::concurrent_sgemm_gflops(a.workers, 512) / bench::concurrent_sgemm_gflops(1, 512);

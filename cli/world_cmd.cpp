@@ -4,6 +4,7 @@
 #include <fstream>
 #include <string>
 
+#include "base/durable.hpp"
 #include "cli/commands.hpp"
 #include "models/shapes/grammar.hpp"
 #include "models/shapes/trace.hpp"
@@ -59,19 +60,7 @@ int run_trace(const WorldArgs& a) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     return kExitOk;
   }
-  const std::string tmp = a.out + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f << text;
-    if (!f.flush()) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      return report(make_error(Errc::io_error, "cannot write " + a.out));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, a.out, ec);
-  if (ec) return report(make_error(Errc::io_error, "cannot write " + a.out + ": " + ec.message()));
+  if (auto st = write_file_atomic(a.out, text); !st) return report(st.error());
   std::fprintf(stderr, "reel: wrote %d requests to %s\n", a.n, a.out.c_str());
   return kExitOk;
 }
@@ -86,12 +75,14 @@ Command add_world(CLI::App& app, const Config&) {
   vocab->add_flag("--json", a->json, "JSON by category: shapes, colours, sizes, motions, backgrounds");
   auto* sample = sub->add_subcommand("sample", "print prompts drawn from the grammar, one a line");
   sample->add_option("--n", a->n, "how many prompts")->capture_default_str();
-  sample->add_option("--seed", a->seed, "seed of the first prompt (prompt i uses seed + i)")->capture_default_str();
+  sample->add_option("--seed", a->seed, "seed of the first prompt (prompt i uses seed + i)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   sample->add_option("--objects", a->max_objects, "at most this many objects per prompt (1 or 2)")
       ->capture_default_str();
   auto* trace = sub->add_subcommand("trace", "write a request trace whose objects and backgrounds follow Zipf popularity");
   trace->add_option("--n", a->n, "how many requests")->capture_default_str();
-  trace->add_option("--seed", a->seed, "seed of the popularity order and the draws")->capture_default_str();
+  trace->add_option("--seed", a->seed, "seed of the popularity order and the draws")->check(CLI::NonNegativeNumber)->capture_default_str();
   trace->add_option("--zipf-object", a->zipf_object, "Zipf exponent of object popularity (0: uniform)")
       ->capture_default_str();
   trace->add_option("--zipf-background", a->zipf_background, "Zipf exponent of background popularity (0: uniform)")

@@ -1,5 +1,7 @@
 #include "video/image.hpp"
 
+#include "base/durable.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -15,31 +17,9 @@
 namespace reel::video {
 namespace {
 
-// Writes `bytes` to `<path>.part`, then renames it to `path`; on failure nothing is left.
+// Writes `bytes` through a temporary renamed at the end (base/durable.hpp): on failure nothing is left.
 Status write_file_via_part(const std::string& path, const std::vector<uint8_t>& bytes) {
-  const std::string part = path + ".part";
-  {
-    std::ofstream file(part, std::ios::binary | std::ios::trunc);
-    if (!file)
-      return make_error(Errc::io_error,
-                        "cannot open " + part + " for writing: " + std::strerror(errno));
-    file.write(reinterpret_cast<const char*>(bytes.data()),
-               static_cast<std::streamsize>(bytes.size()));
-    file.close();
-    if (!file) {
-      std::error_code ignored;
-      std::filesystem::remove(part, ignored);
-      return make_error(Errc::io_error, "cannot write " + part);
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(part, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(part, ignored);
-    return make_error(Errc::io_error, "cannot rename " + part + " to " + path + ": " + ec.message());
-  }
-  return {};
+  return write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace

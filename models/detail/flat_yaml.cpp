@@ -1,6 +1,7 @@
 #include "models/detail/flat_yaml.hpp"
 
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -108,11 +109,17 @@ Expected<std::map<std::string, std::string>> parse_flat_yaml(const std::string& 
 }
 
 Expected<std::map<std::string, std::string>> read_flat_yaml(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return make_error(Errc::not_found, "cannot open config '" + path + "'");
+  if (!std::filesystem::is_regular_file(path, ec))
+    return make_error(Errc::invalid_argument, "config '" + path + "' is not a regular file");
   std::ifstream in(path);
   if (!in) return make_error(Errc::not_found, "cannot open config '" + path + "'");
   std::ostringstream os;
   os << in.rdbuf();
-  return parse_flat_yaml(os.str(), path);
+  auto keys = parse_flat_yaml(os.str(), path);
+  if (keys && keys->empty()) return make_error(Errc::invalid_argument, "config '" + path + "' has no settings");
+  return keys;
 }
 
 }  // namespace reel::models::detail

@@ -2,10 +2,13 @@
 #include "base/durable.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <iterator>
 
 namespace reel {
 namespace {
@@ -46,6 +49,52 @@ TEST_F(DurableTest, SyncingTheFolderOfAMissingFolderIsHarmless) {
   sync_parent((dir_ / "no" / "such" / "file").string());
   sync_parent("relative-name-in-the-working-folder");
   SUCCEED();
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+TEST_F(DurableTest, AnAtomicWriteReplacesTheFileAndLeavesNoTemporary) {
+  const auto path = (dir_ / "out.txt").string();
+  { std::ofstream(path) << "old contents, longer than the new"; }
+  ASSERT_TRUE(write_file_atomic(path, "new\n").ok());
+  EXPECT_EQ(read_all(path), "new\n");
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
+}
+
+TEST_F(DurableTest, AnAtomicWriteThroughASymlinkReplacesItsTargetAndKeepsTheLink) {
+  const auto target = (dir_ / "target.txt").string(), link = (dir_ / "link.txt").string();
+  { std::ofstream(target) << "old"; }
+  fs::create_symlink(target, link);
+  ASSERT_TRUE(write_file_atomic(link, "new").ok());
+  EXPECT_TRUE(fs::is_symlink(fs::symlink_status(link)));
+  EXPECT_EQ(read_all(target), "new");
+  EXPECT_FALSE(fs::exists(target + ".tmp"));
+  EXPECT_FALSE(fs::exists(link + ".tmp"));
+}
+
+TEST_F(DurableTest, AnAtomicWriteToAPipeWritesInPlaceAndKeepsThePipe) {
+  // As for /dev/stdout or /dev/null: a rename would replace the special file with a plain one.
+  const auto pipe = (dir_ / "pipe").string();
+  ASSERT_EQ(::mkfifo(pipe.c_str(), 0600), 0);
+  auto reader = std::async(std::launch::async, [&] { return read_all(pipe); });
+  ASSERT_TRUE(write_file_atomic(pipe, "through the pipe").ok());
+  EXPECT_EQ(reader.get(), "through the pipe");
+  EXPECT_TRUE(fs::is_fifo(fs::status(pipe)));
+  EXPECT_FALSE(fs::exists(pipe + ".tmp"));
+}
+
+TEST_F(DurableTest, AnAtomicWriteToAFolderOrIntoAMissingFolderFailsAndLeavesNothing) {
+  auto st = write_file_atomic(dir_.string(), "x");
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::io_error);
+  const auto missing = (dir_ / "no" / "out.txt").string();
+  st = write_file_atomic(missing, "x");
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find(missing), std::string::npos) << st.error().message;
+  EXPECT_FALSE(fs::exists(dir_ / "no"));
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -157,6 +159,25 @@ TEST(EntryStore, OpeningAMissingStoreWithoutCreateIsNotFound) {
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.error().code, Errc::not_found);
   EXPECT_EQ(EntryStore::open("", {}).error().code, Errc::invalid_argument);
+}
+
+TEST(EntryStore, AFolderOfOtherFilesOrAFileIsNotTakenOver) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path());
+  { std::ofstream(dir.path() / "holiday.jpg") << "not a store"; }
+  auto store = EntryStore::open(dir.str(), {});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.error().code, Errc::invalid_argument);
+  EXPECT_NE(store.error().message.find("holiday.jpg"), std::string::npos) << store.error().message;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "CURRENT"));  // nothing was created there
+  auto on_file = EntryStore::open((dir.path() / "holiday.jpg").string(), {});
+  ASSERT_FALSE(on_file.ok());
+  EXPECT_EQ(on_file.error().code, Errc::invalid_argument);
+
+  // An empty folder, and a folder holding a store, are fine.
+  std::filesystem::remove(dir.path() / "holiday.jpg");
+  ASSERT_NE(open_store(dir), nullptr);
+  ASSERT_NE(open_store(dir), nullptr);
 }
 
 TEST(EntryStore, InsertsPastTheBudgetEvictByPolicyAndTheEvictionIsPersisted) {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 
 #include "video/image.hpp"
 #include "video/mp4_reader.hpp"
@@ -126,7 +127,7 @@ TEST_F(ReelCli, UnreadableOrCorruptWeightsAreAUsageError) {
 }
 
 TEST_F(ReelCli, AnUnwritableOutputIsAUsageError) {
-  expect_usage_error(std::string("generate ") + kPrompt + " --out /nonexistent/dir/v.mp4", "/nonexistent");
+  expect_usage_error(std::string("generate ") + kPrompt + " --out " + path("missing/deeper/v.mp4"), "missing/deeper");
   expect_usage_error(std::string("generate ") + kPrompt + " --out " + path("v.avi"), ".mp4");
 }
 
@@ -239,9 +240,9 @@ TEST_F(ReelCli, FifoModeRejectsWhatTheQueueCannotDo) {
   expect_usage_error(base + " --mode sideways", "--mode");
 }
 
-// Starts reel in the background and SIGKILLs it once `ready()` says so (polled every millisecond).
-// False when the run ended first.
-bool kill_when(const std::string& args, const std::function<bool()>& ready) {
+// Starts reel in the background and sends it `signal` once `ready()` says so (polled every
+// millisecond); its wait status, or nothing when it ended first (or never got ready).
+std::optional<int> signal_when_ready(const std::string& args, int signal, const std::function<bool()>& ready) {
   const pid_t pid = fork();
   if (pid == 0) {
     const std::string cmd = std::string(REEL_BINARY_DIR) + "/cli/reel " + args + " >/dev/null 2>&1";
@@ -249,19 +250,30 @@ bool kill_when(const std::string& args, const std::function<bool()>& ready) {
     _exit(127);
   }
   for (int i = 0; i < 60000; ++i) {
-    if (ready()) {
-      kill(pid, SIGKILL);
-      int status = 0;
-      waitpid(pid, &status, 0);
-      return WIFSIGNALED(status);
-    }
     int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) return false;  // finished before the kill
+    if (ready()) {
+      kill(pid, signal);
+      waitpid(pid, &status, 0);
+      return status;
+    }
+    if (waitpid(pid, &status, WNOHANG) == pid) return std::nullopt;  // finished first
     usleep(1000);
   }
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
-  return false;
+  return std::nullopt;
+}
+
+// SIGKILL once ready; false when the run ended first.
+bool kill_when(const std::string& args, const std::function<bool()>& ready) {
+  auto status = signal_when_ready(args, SIGKILL, ready);
+  return status && WIFSIGNALED(*status);
+}
+
+// `signal` once ready; the exit code of a run that stopped by itself, else -1.
+int signal_when(const std::string& args, int signal, const std::function<bool()>& ready) {
+  auto status = signal_when_ready(args, signal, ready);
+  return status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
 }
 
 // ... once its job holds at least `frames` frames.
@@ -310,6 +322,66 @@ TEST_F(ReelCli, AFifoJobKilledAndResumedWritesTheUninterruptedVideo) {
   ASSERT_EQ(a->size(), 160u);
   ASSERT_EQ(b->size(), a->size());
   for (size_t i = 0; i < a->size(); ++i) EXPECT_EQ((*a)[i].rgb, (*b)[i].rgb) << "frame " << i;
+}
+
+TEST_F(ReelCli, CtrlCStopsALongJobWithACheckpointAndLeavesNoPartialVideo) {
+  const std::string common = std::string("generate ") + kPrompt +
+                             " -q --threads 1 --model tiny-random --mode fifo --frames 160 --steps 8 --guidance 1 --upscale 1";
+  auto straight = reel(common + " --out " + path("a.mp4"));
+  ASSERT_EQ(straight.code, 0) << straight.output;
+
+  // With a job directory: the interrupted job saves where it stopped (no periodic checkpoint was
+  // due) and exits 130; the resumed job writes the uninterrupted video.
+  const std::string job = path("job");
+  const int code = signal_when(common + " --out " + path("b.mp4") + " --job-dir " + job + " --checkpoint-every 1000",
+                               SIGINT, [&] {
+                                 std::error_code ec;
+                                 return fs::file_size(job + "/frames.rgb", ec) >= 32 * 32 * 3 * 37 && !ec;
+                               });
+  ASSERT_EQ(code, 130) << "the run ended before the signal, or did not stop by itself";
+  EXPECT_FALSE(fs::exists(path("b.mp4")));
+  EXPECT_FALSE(fs::exists(path("b.mp4.part")));
+  EXPECT_TRUE(fs::exists(job + "/state.safetensors"));
+  auto resumed = reel("generate -q --threads 1 --resume " + job);
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  auto a = reel::video::read_video(path("a.mp4"));
+  auto b = reel::video::read_video(path("b.mp4"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(b->size(), a->size());
+  for (size_t i = 0; i < a->size(); ++i) EXPECT_EQ((*a)[i].rgb, (*b)[i].rgb) << "frame " << i;
+
+  // Without one: SIGTERM stops it and the growing .part goes with it.
+  const int term = signal_when(common + " --out " + path("c.mp4"), SIGTERM, [&] {
+    std::error_code ec;
+    return fs::file_size(path("c.mp4.part"), ec) > 0 && !ec;
+  });
+  ASSERT_EQ(term, 143);
+  EXPECT_FALSE(fs::exists(path("c.mp4")));
+  EXPECT_FALSE(fs::exists(path("c.mp4.part")));
+}
+
+TEST_F(ReelCli, BadInputAcrossCommandsIsOneLineAndExit2) {
+  expect_usage_error("bogus", "unknown command 'bogus'");
+  expect_usage_error("--nope", "unknown option '--nope'");
+  expect_usage_error("--config " + dir_.string() + " models", "not a regular file");
+  expect_usage_error(std::string("generate ") + kPrompt + " --threads 1000000 --out " + path("a.mp4"), "--threads");
+  expect_usage_error(std::string("generate ") + kPrompt + " --workers 1000 --out " + path("a.mp4"), "--workers");
+  expect_usage_error("world sample --n 2 --seed -1", "--seed");
+  expect_usage_error("bench long --frames abc", "'abc'");
+  expect_usage_error("bench workers --parts foo", "unknown part 'foo'");
+  const std::string train = "train --config " + std::string(REEL_SOURCE_DIR) + "/configs/models/shapes-s.yaml";
+  expect_usage_error(train + " --out " + path("missing/deeper/x.safetensors"), "does not exist");
+  expect_usage_error(train + " --out " + path("x.safetensors") + " --minutes nan", "--minutes");
+  expect_usage_error("train --config " + dir_.string() + " --out " + path("x.safetensors"), "not a regular file");
+  expect_usage_error("warm --log " + dir_.string() + " --cache " + path("c"), "not a regular file");
+  expect_usage_error("eval adherence --sheet " + path("s.png") + " --sheet-videos 0", "--sheet-videos");
+  // A LibTorch error is its message, without the C++ backtrace LibTorch appends.
+  auto huge = reel(std::string("generate ") + kPrompt + " -q --threads 1 --model tiny-random --steps 2 --frames 2147483640 --out " +
+                   path("h.mp4"));
+  EXPECT_NE(huge.code, 0);
+  EXPECT_EQ(lines(huge.output), 1) << huge.output;
+  EXPECT_EQ(huge.output.find("frame #"), std::string::npos) << huge.output;
+  EXPECT_TRUE(folder_is_empty());
 }
 
 TEST_F(ReelCli, AClipsJobKilledAndResumedWritesTheUninterruptedVideo) {

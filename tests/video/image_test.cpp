@@ -31,7 +31,7 @@ TEST(Png, WriteLeavesOnlyTheFinalFileBehind) {
   TempDir dir;
   ASSERT_TRUE(write_png(dir.file("a.png"), solid(4, 4, 1, 2, 3)).ok());
   EXPECT_TRUE(std::filesystem::exists(dir.file("a.png")));
-  EXPECT_FALSE(std::filesystem::exists(dir.file("a.png.part")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("a.png.tmp")));
 }
 
 TEST(Png, WriteIntoAMissingFolderIsAnIoErrorAndLeavesNothing) {
