@@ -23,6 +23,13 @@ constexpr double kDiagonalMinRatio = 0.3;
 using detail::Segment;
 
 // The upper median; 0 for no values.
+// The axis a motion moves along, its sign dropped: right as left, down as up.
+Motion motion_axis(Motion m) {
+  if (m == Motion::right) return Motion::left;
+  if (m == Motion::down) return Motion::up;
+  return m;
+}
+
 double median(std::vector<double> values) {
   if (values.empty()) return 0;
   auto middle = values.begin() + values.size() / 2;
@@ -121,6 +128,7 @@ ObjectScore score_object(const ObjectSpec& asked, const std::vector<std::optiona
   score.colour = score.seen_colour == asked.colour;
   score.shape = score.seen_shape == asked.shape;
   score.motion = score.seen_motion == asked.motion;
+  score.motion_axis = motion_axis(score.seen_motion) == motion_axis(asked.motion);
   return score;
 }
 
@@ -193,6 +201,7 @@ void AdherenceTotals::add(const VideoScore& score) {
     colour += object.colour;
     shape += object.shape;
     motion += object.motion;
+    motion_axis += object.motion_axis;
     bool right = object.colour && object.shape && object.motion;
     object_all += right;
     scene = scene && right;

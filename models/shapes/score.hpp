@@ -42,6 +42,11 @@ struct ObjectScore {
   bool colour = false;  // seen_colour is the asked colour
   bool shape = false;   // seen_shape is the asked shape
   bool motion = false;  // seen_motion is the asked motion
+  // seen_motion is the asked motion up to its sign: left or right for a horizontal motion, up
+  // or down for a vertical one, else the same. Objects bounce off the edges, so a window taken
+  // late in a long video may rightly show a "moving right" object moving left; what it cannot
+  // show and still be right is the wrong axis, standing still, or moving on both axes.
+  bool motion_axis = false;
   // What the pixels show; meaningful only when found.
   Colour seen_colour = Colour::red;
   Shape seen_shape = Shape::circle;
@@ -87,6 +92,7 @@ struct AdherenceTotals {
   int scenes = 0;      // videos with the background and every object's colour, shape, motion right
   int objects = 0;     // asked objects
   int found = 0, colour = 0, shape = 0, motion = 0;  // objects found / right in each respect
+  int motion_axis = 0;  // objects whose motion is right up to its sign (ObjectScore::motion_axis)
   int object_all = 0;  // objects right in colour, shape and motion together
 
   void add(const VideoScore& score);
@@ -99,6 +105,7 @@ struct AdherenceTotals {
   [[nodiscard]] double colour_rate() const { return rate(colour, objects); }
   [[nodiscard]] double shape_rate() const { return rate(shape, objects); }
   [[nodiscard]] double motion_rate() const { return rate(motion, objects); }
+  [[nodiscard]] double motion_axis_rate() const { return rate(motion_axis, objects); }
   [[nodiscard]] double object_rate() const { return rate(object_all, objects); }
 
   // One line: "videos 500 objects 500: background 100.0% found 100.0% colour 99.8% shape

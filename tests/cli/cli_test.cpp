@@ -632,6 +632,7 @@ TEST_F(ReelCli, BenchLongScoresLongVideosBesideThe8FrameReference) {
   std::string text((std::istreambuf_iterator<char>(json)), {});
   EXPECT_NE(text.find("\"quality_reference\""), std::string::npos) << text;
   EXPECT_NE(text.find("\"largest_drop_points\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"motion_axis\""), std::string::npos) << text;  // late windows: motion up to its sign
   EXPECT_NE(text.find("\"consistency_across_over_inside\""), std::string::npos) << text;
   EXPECT_NE(text.find("\"quality_videos\""), std::string::npos) << text;
 }
