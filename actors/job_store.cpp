@@ -325,6 +325,8 @@ JobStore::~JobStore() = default;
 Expected<std::unique_ptr<JobStore>> JobStore::open(const std::string& dir) {
   if (dir.empty()) return make_error(Errc::invalid_argument, "the job store needs a directory");
   std::error_code ec;
+  if (std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec))
+    return make_error(Errc::invalid_argument, "the job store path '" + dir + "' is not a folder");
   std::filesystem::create_directories(dir, ec);
   if (ec) return make_error(Errc::io_error, "cannot create job store folder '" + dir + "': " + ec.message());
   rocksdb::Options options;

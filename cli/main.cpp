@@ -1,7 +1,9 @@
 // reel: long text-to-video generation with video diffusion transformers.
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -131,7 +133,16 @@ int main(int argc, char** argv) {
   }
   for (auto* sub : app.get_subcommands()) {
     auto it = commands.find(sub);
-    if (it != commands.end()) return it->second();
+    if (it == commands.end()) continue;
+    const int code = it->second();
+    // Output that did not reach standard output (a full disk, a closed pipe) is a failure, not a
+    // silent success: flush it here, where the error can still be reported.
+    errno = 0;
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      std::fprintf(stderr, "reel: error: writing standard output: %s\n", std::strerror(errno ? errno : EIO));
+      return code == 0 ? kExitFailure : code;
+    }
+    return code;
   }
   return kExitUsage;
 }

@@ -5,7 +5,6 @@
 
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 
 #include <caf/actor_system.hpp>
@@ -13,6 +12,7 @@
 #include <caf/send.hpp>
 
 #include "actors/node.hpp"
+#include "base/durable.hpp"
 #include "cli/commands.hpp"
 
 namespace reel::cli {
@@ -27,6 +27,8 @@ struct NodeArgs {
 int run_node(const NodeArgs& a) {
   auto address = actors::parse_address(a.listen);
   if (!address) return report(address.error());
+  if (!a.port_file.empty())
+    if (auto st = check_output(a.port_file, "", "--port-file"); !st) return report(st.error());
 
   // Block the stop signals in every thread (CAF's threads inherit the mask) and wait for them
   // here, so a stop is an orderly shutdown of the actor system.
@@ -46,14 +48,9 @@ int run_node(const NodeArgs& a) {
     return report(port.error());
   }
   if (!a.port_file.empty()) {
-    const std::string tmp = a.port_file + ".tmp";
-    {
-      std::ofstream f(tmp);
-      f << *port << '\n';
-    }
-    if (std::rename(tmp.c_str(), a.port_file.c_str()) != 0) {
+    if (auto st = write_file_atomic(a.port_file, std::to_string(*port) + "\n"); !st) {
       caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
-      return report(make_error(Errc::io_error, "cannot write --port-file '" + a.port_file + "'"));
+      return report(make_error(Errc::io_error, "cannot write --port-file '" + a.port_file + "': " + st.error().message));
     }
   }
   std::printf("reel node: listening on %s:%u (pid %d, zoo %s)\n", address->first.c_str(), *port, getpid(),

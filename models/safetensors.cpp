@@ -72,7 +72,8 @@ Expected<SafeTensors> SafeTensors::open(const std::string& path) {
   struct stat st {};
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    return make_error(Errc::io_error, path + ": not a regular file");
+    // A folder or a device given as weights is the caller's mistake, not a failing disk.
+    return make_error(Errc::invalid_argument, path + ": not a regular file");
   }
   auto file_size = static_cast<uint64_t>(st.st_size);
   if (file_size < 8) {

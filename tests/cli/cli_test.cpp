@@ -6,10 +6,14 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "video/image.hpp"
 #include "video/mp4_reader.hpp"
@@ -382,6 +386,38 @@ TEST_F(ReelCli, BadInputAcrossCommandsIsOneLineAndExit2) {
   EXPECT_EQ(lines(huge.output), 1) << huge.output;
   EXPECT_EQ(huge.output.find("frame #"), std::string::npos) << huge.output;
   EXPECT_TRUE(folder_is_empty());
+}
+
+// A folder where a file belongs, or a file where a folder belongs, is the user's mistake: exit 2.
+TEST_F(ReelCli, AFolderOrAFileInTheWrongPlaceIsAUsageError) {
+  fs::create_directories(path("w.safetensors"));
+  std::ofstream(path("file")) << "x";
+  const std::string gen = std::string("generate ") + kPrompt + " -q --threads 1 --steps 2 --frames 8 --out " + path("a.mp4");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {gen + " --model " + path("w.safetensors"), "not a regular file"},
+      {gen + " --model tiny-random --workers 1 --jobs " + path("file"), "is not a folder"},
+      {gen + " --model tiny-random --cache " + path("file"), "is not a folder"},
+      {"node --listen 127.0.0.1:0 --port-file " + path("w.safetensors"), "is a folder"},
+  };
+  for (const auto& [args, mentions] : cases) {
+    auto run = reel(args);
+    EXPECT_EQ(run.code, 2) << args << "\n" << run.output;
+    EXPECT_EQ(lines(run.output), 1) << run.output;
+    EXPECT_NE(run.output.find(mentions), std::string::npos) << run.output;
+    EXPECT_FALSE(fs::exists(path("a.mp4")));
+  }
+}
+
+TEST_F(ReelCli, OutputThatCannotBeWrittenIsAFailure) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full here";
+  const std::string cmd = std::string(REEL_BINARY_DIR) + "/cli/reel world sample --n 5 >/dev/full 2>" + path("err.txt");
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  std::ifstream err(path("err.txt"));
+  std::string text((std::istreambuf_iterator<char>(err)), {});
+  EXPECT_NE(text.find("writing standard output"), std::string::npos) << text;
+  EXPECT_EQ(lines(text), 1) << text;
 }
 
 TEST_F(ReelCli, AClipsJobKilledAndResumedWritesTheUninterruptedVideo) {

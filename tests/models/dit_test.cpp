@@ -172,6 +172,19 @@ TEST(VideoDiT, LoadingAFileThatIsNotADiTNamesTheMissingTensor) {
   EXPECT_NE(loaded.error().message.find("patch_embedding.weight"), std::string::npos) << loaded.error().message;
 }
 
+TEST(VideoDiT, LoadingADiTFileWithoutBlocksIsRefused) {
+  auto cfg = testing::small_dit_config(3, false);
+  cfg.num_layers = 0;  // fine in code, but no checkpoint has no blocks
+  VideoDiT model(cfg);
+  auto path = (std::filesystem::temp_directory_path() / ("reel_noblocks_" + std::to_string(::getpid()) + ".safetensors")).string();
+  ASSERT_TRUE(save_dit(model, path).ok());
+  auto loaded = load_dit(path);
+  std::filesystem::remove(path);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.error().code, Errc::corrupt_data);
+  EXPECT_NE(loaded.error().message.find("'blocks.0."), std::string::npos) << loaded.error().message;
+}
+
 TEST(DiffusersNames, MapWanOriginalNamesOntoDiffusersNames) {
   EXPECT_EQ(diffusers_dit_name("blocks.3.self_attn.o.weight"), "blocks.3.attn1.to_out.0.weight");
   EXPECT_EQ(diffusers_dit_name("blocks.0.cross_attn.norm_k.weight"), "blocks.0.attn2.norm_k.weight");
