@@ -141,6 +141,9 @@ Expected<JobSpec> resolve(JobSpec s, const models::T2VModel& m) {
     if (s.stages < 1) return bad("stages must be at least 1, got " + std::to_string(s.stages));
     if (s.patches < 1) return bad("patches must be at least 1, got " + std::to_string(s.patches));
     if (s.warmup_steps < 0) return bad("warm-up steps must be >= 0, got " + std::to_string(s.warmup_steps));
+    if (s.warmup_steps > s.steps)
+      return bad("warm-up steps (" + std::to_string(s.warmup_steps) + ") are more than the steps (" +
+                 std::to_string(s.steps) + ")");
     if (auto split = pipeline::parse_patch_split(s.split); !split) return bad(split.error().message);
   }
   const auto& c = m.dit->config();

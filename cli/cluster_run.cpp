@@ -96,6 +96,10 @@ Status check_pipefusion_plan(const actors::JobSpec& spec, const models::T2VModel
   plan.stages = spec.stages;
   plan.patches = spec.patches;
   plan.warmup_steps = spec.warmup_steps;
+  const int steps = spec.steps != 0 ? spec.steps : model.defaults.steps;
+  if (spec.warmup_steps > steps)
+    return make_error(Errc::invalid_argument, "--warmup " + std::to_string(spec.warmup_steps) +
+                                                  " is more than the steps (" + std::to_string(steps) + ")");
   auto split = pipeline::parse_patch_split(spec.split);
   if (!split) return make_error(Errc::invalid_argument, "--split: " + split.error().message);
   plan.split = *split;

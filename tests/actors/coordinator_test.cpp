@@ -514,6 +514,14 @@ TEST_F(CoordinatorTest, PipeFusionJobsWithPlansTheModelCannotRunFailWithTheReaso
   EXPECT_NE(events.back().message.find("diagonal"), std::string::npos) << events.back().message;
   EXPECT_FALSE(fs::exists(s.out));
   EXPECT_FALSE(fs::exists(s.out + ".part"));
+  s.split = "frames";
+  s.steps = 4;
+  s.warmup_steps = 5;  // more synchronous steps than the job has
+  s.out = (dir_ / "bad3.mp4").string();
+  events = follow(self, c, submit(self, c, s));
+  ASSERT_EQ(events.back().state, JobState::failed);
+  EXPECT_NE(events.back().message.find("warm-up steps (5)"), std::string::npos) << events.back().message;
+  EXPECT_FALSE(fs::exists(s.out));
 }
 
 TEST_F(CoordinatorTest, PipeFusionJobIsPlannedAgainOnTheNodeLeftWhenOneIsKilled) {

@@ -164,6 +164,7 @@ TEST_F(ClusterCli, BadClusterAndPipeFusionOptionsAreUsageErrors) {
   expect_usage_error(g + "--mode pipefusion --stages 0", "--stages");
   expect_usage_error(g + "--mode pipefusion --patches 0", "--patches");
   expect_usage_error(g + "--mode pipefusion --warmup -1", "--warmup");
+  expect_usage_error(g + "--mode pipefusion --steps 4 --warmup 5", "--warmup 5 is more than the steps (4)");
   expect_usage_error(g + "--mode pipefusion --split diagonal", "--split");
   expect_usage_error(g + "--mode pipefusion --stages 9", "9 stages");
 }
