@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "cli/cache_run.hpp"
 #include "cli/cluster_run.hpp"
@@ -55,6 +57,7 @@ struct GenerateArgs {
   int checkpoint_every = 0;       // FIFO: frames, clips: steps between checkpoints, 0 = none
   std::string resume;             // a job directory to continue
   bool model_given = false;       // --model was on the command line
+  std::vector<std::string> given;  // the job settings (kJobOptions) that were on the command line
   CacheArgs cache;                // standard: the approximate cache (cache.path "" = none)
   bool no_cache = false;          // ignore the cache even when one is configured
   bool cache_given = false;       // --cache was on the command line
@@ -367,8 +370,50 @@ Expected<pipeline::ClipsStats> generate_clips(const GenerateArgs& a, const model
   return stats;
 }
 
-// reel generate --resume DIR: the settings come from the job; a prompt or --model given on the
-// command line must be the job's.
+// The options whose values a FIFO or clips job fixes: with --resume they may be given only with the
+// job's values.
+const std::vector<std::string> kJobOptions = {
+    "--frames", "--steps", "--seed", "--guidance", "--shift", "--solver", "--size", "--fps", "--out", "--upscale",
+    "--upscale-filter", "--crf", "--mode", "--clips", "--context-frames", "--global-frames", "--partitions",
+    "--lookahead"};
+
+// Option `name` of kJobOptions as text, for comparing what was given with what the job has.
+std::string job_option_value(const GenerateArgs& a, const std::string& name) {
+  auto number = [](const std::optional<double>& v) {
+    if (!v) return std::string("(the model's)");
+    char text[64];
+    std::snprintf(text, sizeof text, "%.17g", *v);
+    return std::string(text);
+  };
+  auto integer = [](const std::optional<int>& v) { return v ? std::to_string(*v) : std::string("(the model's)"); };
+  auto text = [](const std::optional<std::string>& v) { return v ? *v : std::string("(the model's)"); };
+  if (name == "--frames") return integer(a.frames);
+  if (name == "--steps") return integer(a.steps);
+  if (name == "--seed") return std::to_string(a.seed);
+  if (name == "--guidance") return number(a.guidance);
+  if (name == "--shift") return number(a.shift);
+  if (name == "--solver") return text(a.solver);
+  if (name == "--size") {
+    if (!a.size) return text(a.size);
+    auto wh = parse_size(*a.size);
+    return wh ? std::to_string(wh->first) + "x" + std::to_string(wh->second) : *a.size;
+  }
+  if (name == "--fps") return integer(a.fps);
+  if (name == "--out") return a.out;
+  if (name == "--upscale") return std::to_string(a.upscale);
+  if (name == "--upscale-filter") return a.upscale_filter;
+  if (name == "--crf") return std::to_string(a.crf);
+  if (name == "--mode") return a.mode;
+  if (name == "--clips") return std::to_string(a.clips);
+  if (name == "--context-frames") return std::to_string(a.context_frames);
+  if (name == "--global-frames") return std::to_string(a.global_frames);
+  if (name == "--partitions") return std::to_string(a.partitions);
+  if (name == "--lookahead") return a.lookahead ? "on" : "off";
+  return {};
+}
+
+// reel generate --resume DIR: the settings come from the job; a prompt, --model or any other job
+// setting given on the command line must be the job's (never silently replaced).
 Expected<GenerateArgs> resume_args(const GenerateArgs& a, const Config& cfg) {
   auto job = read_job(a.resume);
   if (!job) return job.error();
@@ -397,6 +442,12 @@ Expected<GenerateArgs> resume_args(const GenerateArgs& a, const Config& cfg) {
   b.global_frames = job->global_frames;
   b.job_dir = a.resume;
   b.checkpoint_every = job->checkpoint_every;
+  for (const std::string& name : a.given) {
+    const std::string asked = job_option_value(a, name), has = job_option_value(b, name);
+    if (asked != has)
+      return usage("job '" + a.resume + "' was started with " + name + " " + has + ", not " + asked +
+                   "; a resumed job keeps its settings");
+  }
   if (a.model_given) {
     auto asked = models::open_model(a.model, cfg.zoo);
     if (!asked) return asked.error();
@@ -694,8 +745,11 @@ Command add_generate(CLI::App& app, const Config& cfg) {
   sub->add_flag("--no-cache", a->no_cache, "standard: do not use the cache, even when one is configured");
   add_cache_options(sub, a->cache);
   add_cluster_options(sub, a->cluster);
-  return [a, model_opt, cache_opt, &cfg] {
+  return [a, sub, model_opt, cache_opt, &cfg] {
     a->model_given = model_opt->count() > 0;
+    a->given.clear();
+    for (const std::string& name : kJobOptions)
+      if (sub->get_option(name)->count() > 0) a->given.push_back(name);
     a->cache_given = cache_opt->count() > 0;
     return run_generate(*a, cfg);
   };

@@ -317,8 +317,15 @@ TEST_F(ReelCli, AFifoJobKilledAndResumedWritesTheUninterruptedVideo) {
   auto other = reel("generate \"a large blue square moving left on a gray background\" --resume " + job);
   EXPECT_EQ(other.code, 2) << other.output;
   EXPECT_NE(other.output.find("was started for the prompt"), std::string::npos) << other.output;
+  // A job setting given again must be the job's, not silently replaced by it.
+  auto longer = reel("generate --resume " + job + " --frames 320");
+  EXPECT_EQ(longer.code, 2) << longer.output;
+  EXPECT_NE(longer.output.find("--frames 160, not 320"), std::string::npos) << longer.output;
+  auto plain = reel("generate --resume " + job + " --no-lookahead");
+  EXPECT_EQ(plain.code, 2) << plain.output;
+  EXPECT_NE(plain.output.find("--lookahead on, not off"), std::string::npos) << plain.output;
 
-  auto resumed = reel("generate -q --threads 1 --resume " + job);
+  auto resumed = reel("generate -q --threads 1 --frames 160 --steps 8 --resume " + job);  // the job's own values
   ASSERT_EQ(resumed.code, 0) << resumed.output;
   auto a = reel::video::read_video(path("a.mp4"));
   auto b = reel::video::read_video(path("b.mp4"));
