@@ -5,6 +5,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
 
 namespace reel::cli {
 
@@ -33,6 +37,44 @@ void read(const YAML::Node& section, const char* key, std::optional<T>& out) {
   if (section && section[key] && !section[key].IsNull()) out = section[key].as<T>();
 }
 
+// The keys load_config reads, by section. Anything else is a typo or a setting of another version,
+// and silently ignoring it would run with a default the user meant to change.
+const std::map<std::string, std::set<std::string>>& known_keys() {
+  static const std::map<std::string, std::set<std::string>> keys = {
+      {"runtime", {"threads"}},
+      {"models", {"zoo", "default"}},
+      {"generate",
+       {"frames", "steps", "size", "guidance", "shift", "solver", "fps", "seed", "crf", "upscale", "upscale_filter",
+        "out"}},
+      {"cache",
+       {"path", "budget_mb", "policy", "table", "decoupled", "compress", "tenant", "embedder", "index_save_every"}},
+  };
+  return keys;
+}
+
+// "unknown ..." for the first key of `root` that known_keys() does not have; "" when all are known.
+std::string unknown_key(const YAML::Node& root) {
+  auto list = [](const auto& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out;
+  };
+  std::vector<std::string> sections;
+  for (const auto& [name, keys] : known_keys()) sections.push_back(name);
+  for (const auto& section : root) {
+    const std::string name = section.first.as<std::string>();
+    auto it = known_keys().find(name);
+    if (it == known_keys().end()) return "unknown section '" + name + "' (known: " + list(sections) + ")";
+    if (section.second.IsNull()) continue;
+    if (!section.second.IsMap()) return "section '" + name + "' must be a mapping of keys";
+    for (const auto& key : section.second) {
+      const std::string k = key.first.as<std::string>();
+      if (!it->second.count(k)) return "unknown key '" + name + "." + k + "' (known: " + list(it->second) + ")";
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Expected<Config> load_config(const std::string& path) {
@@ -46,6 +88,9 @@ Expected<Config> load_config(const std::string& path) {
     YAML::Node root = YAML::LoadFile(path);
     if (!root.IsNull() && !root.IsMap())
       return make_error(Errc::invalid_argument, "config " + path + ": expected a mapping of sections at the top");
+    if (root.IsMap())
+      if (auto unknown = unknown_key(root); !unknown.empty())
+        return make_error(Errc::invalid_argument, "config " + path + ": " + unknown);
     read(root["runtime"], "threads", cfg.threads);
     read(root["models"], "zoo", cfg.zoo);
     read(root["models"], "default", cfg.model);

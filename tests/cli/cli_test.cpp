@@ -415,6 +415,22 @@ TEST_F(ReelCli, AFolderOrAFileInTheWrongPlaceIsAUsageError) {
   }
 }
 
+// A typo in the configuration is refused, not silently run with the default it meant to change.
+TEST_F(ReelCli, AConfigWithAnUnknownKeyIsRefused) {
+  std::ofstream(path("typo.yaml")) << "generate:\n  frmes: 64\n";
+  std::ofstream(path("section.yaml")) << "generat:\n  frames: 64\n";
+  std::ofstream(path("good.yaml")) << "generate:\n  frames: 16\ncache:\n  budget_mb: 8\nmodels:\n";
+  auto typo = reel("--config " + path("typo.yaml") + " models");
+  EXPECT_EQ(typo.code, 2) << typo.output;
+  EXPECT_EQ(lines(typo.output), 1) << typo.output;
+  EXPECT_NE(typo.output.find("unknown key 'generate.frmes'"), std::string::npos) << typo.output;
+  auto section = reel("--config " + path("section.yaml") + " models");
+  EXPECT_EQ(section.code, 2) << section.output;
+  EXPECT_NE(section.output.find("unknown section 'generat'"), std::string::npos) << section.output;
+  auto good = reel("--config " + path("good.yaml") + " models");
+  EXPECT_EQ(good.code, 0) << good.output;
+}
+
 TEST_F(ReelCli, OutputThatCannotBeWrittenIsAFailure) {
   if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full here";
   const std::string cmd = std::string(REEL_BINARY_DIR) + "/cli/reel world sample --n 5 >/dev/full 2>" + path("err.txt");
