@@ -28,7 +28,10 @@ void add_cluster_options(CLI::App* generate, ClusterArgs& args) {
                        "run through the coordinator on K local workers, --threads split between them (0 = in-process)")
       ->capture_default_str();
   generate->add_option("--nodes", args.nodes,
-                       "run through the coordinator on workers of `reel node` processes: HOST:PORT,HOST:PORT");
+                       "run through the coordinator on workers of `reel node` processes: HOST:PORT,HOST:PORT")
+      ->check(CLI::Validator(
+          [](std::string& value) { return value.empty() ? std::string("empty; give HOST:PORT,...") : std::string(); },
+          "HOST:PORT,..."));
   generate->add_option("--workers-per-node", args.workers_per_node, "with --nodes: workers asked of each node")
       ->capture_default_str();
   generate->add_flag("--cfg-parallel", args.cfg_parallel,

@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include <caf/actor_system.hpp>
@@ -29,6 +30,10 @@ int run_node(const NodeArgs& a) {
   if (!address) return report(address.error());
   if (!a.port_file.empty())
     if (auto st = check_output(a.port_file, "", "--port-file"); !st) return report(st.error());
+  // Workers open models from the zoo only when a job asks; a zoo that is not there would fail
+  // every job then, far from the mistake.
+  if (std::error_code ec; !a.zoo.empty() && !std::filesystem::is_directory(a.zoo, ec))
+    return report(make_error(Errc::invalid_argument, "--zoo '" + a.zoo + "' is not a folder"));
 
   // Block the stop signals in every thread (CAF's threads inherit the mask) and wait for them
   // here, so a stop is an orderly shutdown of the actor system.

@@ -405,6 +405,8 @@ TEST_F(ReelCli, AFolderOrAFileInTheWrongPlaceIsAUsageError) {
       {gen + " --model tiny-random --workers 1 --jobs " + path("file"), "is not a folder"},
       {gen + " --model tiny-random --cache " + path("file"), "is not a folder"},
       {"node --listen 127.0.0.1:0 --port-file " + path("w.safetensors"), "is a folder"},
+      {"node --listen 127.0.0.1:0 --zoo " + path("file"), "is not a folder"},
+      {"node --listen 127.0.0.1:0 --zoo " + path("nowhere"), "is not a folder"},
   };
   for (const auto& [args, mentions] : cases) {
     auto run = reel(args);

@@ -158,6 +158,7 @@ TEST_F(ClusterCli, BadClusterAndPipeFusionOptionsAreUsageErrors) {
   expect_usage_error(g + "--nodes localhost", "localhost");
   expect_usage_error(g + "--nodes 127.0.0.1:99999", "99999");
   expect_usage_error(g + "--nodes a:1,,b:2", "empty entry");
+  expect_usage_error(g + "--nodes ''", "--nodes: empty");  // not silently run in-process
   expect_usage_error(g + "--workers -1", "--workers");
   expect_usage_error(g + "--workers 2 --workers-per-node 0", "--workers-per-node");
   expect_usage_error(g + "--cfg-parallel --mode fifo --frames 16", "--cfg-parallel");
