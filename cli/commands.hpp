@@ -31,7 +31,6 @@ constexpr int kExitUsage = 2;
 // Prints "reel: error: <message>" and returns the exit code for the error's kind. The message is
 // cut before a LibTorch backtrace and after 1,000 bytes (one_error_line).
 int report(const Error& error);
-std::string one_error_line(std::string message);
 
 // Sets LibTorch's intra-op threads: 0 means all cores. Negative counts and counts above
 // max_threads() are usage errors (a typo such as 1000000 would otherwise start that many threads).

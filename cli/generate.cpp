@@ -140,6 +140,20 @@ Expected<Plan> make_plan(const GenerateArgs& a, const models::T2VModel& m) {
       p.steps = (p.steps + queue - 1) / queue * queue;  // the model's default, rounded up to fit
     }
   }
+  if (a.mode != "fifo") {
+    // Every mode but FIFO holds the whole video's latent (and its frames) at once. A length whose
+    // latent alone is more than the machine's memory can only fail later, inside an allocation.
+    const double frame_bytes = 4.0 * static_cast<double>(c.in_channels) * (p.height / m.spatial_compression) *
+                                   (p.width / m.spatial_compression) + 3.0 * p.width * p.height;
+    const double need = frame_bytes * p.frames;
+    const double have = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+    if (have > 0 && need > have) {
+      char text[160];
+      std::snprintf(text, sizeof text, "--frames %d needs at least %.1f GB in --mode %s, more than this machine's %.1f GB; "
+                    "--mode fifo makes any length in constant memory", p.frames, need / 1e9, a.mode.c_str(), have / 1e9);
+      return usage(text);
+    }
+  }
   if (a.mode == "clips") {  // before a job directory is made for it
     if (auto layout = pipeline::clips_layout(p.frames, clips_options(a, p)); !layout) return layout.error();
   }
