@@ -22,7 +22,6 @@ constexpr double kDiagonalMinRatio = 0.3;
 
 using detail::Segment;
 
-// The upper median; 0 for no values.
 // The axis a motion moves along, its sign dropped: right as left, down as up.
 Motion motion_axis(Motion m) {
   if (m == Motion::right) return Motion::left;
@@ -30,6 +29,7 @@ Motion motion_axis(Motion m) {
   return m;
 }
 
+// The upper median; 0 for no values.
 double median(std::vector<double> values) {
   if (values.empty()) return 0;
   auto middle = values.begin() + values.size() / 2;
