@@ -32,6 +32,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+struct JobOption;
+
 struct GenerateArgs {
   std::string prompt;
   std::string model;
@@ -57,7 +59,7 @@ struct GenerateArgs {
   int checkpoint_every = 0;       // FIFO: frames, clips: steps between checkpoints, 0 = none
   std::string resume;             // a job directory to continue
   bool model_given = false;       // --model was on the command line
-  std::vector<std::string> given;  // the job settings (kJobOptions) that were on the command line
+  std::vector<const JobOption*> given;  // the job settings (kJobOptions) that were on the command line
   CacheArgs cache;                // standard: the approximate cache (cache.path "" = none)
   bool no_cache = false;          // ignore the cache even when one is configured
   bool cache_given = false;       // --cache was on the command line
@@ -384,47 +386,47 @@ Expected<pipeline::ClipsStats> generate_clips(const GenerateArgs& a, const model
   return stats;
 }
 
-// The options whose values a FIFO or clips job fixes: with --resume they may be given only with the
-// job's values.
-const std::vector<std::string> kJobOptions = {
-    "--frames", "--steps", "--seed", "--guidance", "--shift", "--solver", "--size", "--fps", "--out", "--upscale",
-    "--upscale-filter", "--crf", "--mode", "--clips", "--context-frames", "--global-frames", "--partitions",
-    "--lookahead"};
-
-// Option `name` of kJobOptions as text, for comparing what was given with what the job has.
-std::string job_option_value(const GenerateArgs& a, const std::string& name) {
-  auto number = [](const std::optional<double>& v) {
-    if (!v) return std::string("(the model's)");
-    char text[64];
-    std::snprintf(text, sizeof text, "%.17g", *v);
-    return std::string(text);
-  };
-  auto integer = [](const std::optional<int>& v) { return v ? std::to_string(*v) : std::string("(the model's)"); };
-  auto text = [](const std::optional<std::string>& v) { return v ? *v : std::string("(the model's)"); };
-  if (name == "--frames") return integer(a.frames);
-  if (name == "--steps") return integer(a.steps);
-  if (name == "--seed") return std::to_string(a.seed);
-  if (name == "--guidance") return number(a.guidance);
-  if (name == "--shift") return number(a.shift);
-  if (name == "--solver") return text(a.solver);
-  if (name == "--size") {
-    if (!a.size) return text(a.size);
-    auto wh = parse_size(*a.size);
-    return wh ? std::to_string(wh->first) + "x" + std::to_string(wh->second) : *a.size;
-  }
-  if (name == "--fps") return integer(a.fps);
-  if (name == "--out") return a.out;
-  if (name == "--upscale") return std::to_string(a.upscale);
-  if (name == "--upscale-filter") return a.upscale_filter;
-  if (name == "--crf") return std::to_string(a.crf);
-  if (name == "--mode") return a.mode;
-  if (name == "--clips") return std::to_string(a.clips);
-  if (name == "--context-frames") return std::to_string(a.context_frames);
-  if (name == "--global-frames") return std::to_string(a.global_frames);
-  if (name == "--partitions") return std::to_string(a.partitions);
-  if (name == "--lookahead") return a.lookahead ? "on" : "off";
-  return {};
+// A job setting as text, for comparing what was given with what the job has.
+std::string setting(const std::optional<int>& v) { return v ? std::to_string(*v) : "(the model's)"; }
+std::string setting(const std::optional<std::string>& v) { return v ? *v : "(the model's)"; }
+std::string setting(const std::optional<double>& v) {
+  if (!v) return "(the model's)";
+  char text[64];
+  std::snprintf(text, sizeof text, "%.17g", *v);
+  return text;
 }
+
+// The options whose values a FIFO or clips job fixes (with --resume they may be given only with the
+// job's values), each with its value as text.
+struct JobOption {
+  const char* name;
+  std::string (*value)(const GenerateArgs&);
+};
+const JobOption kJobOptions[] = {
+    {"--frames", [](const GenerateArgs& a) { return setting(a.frames); }},
+    {"--steps", [](const GenerateArgs& a) { return setting(a.steps); }},
+    {"--seed", [](const GenerateArgs& a) { return std::to_string(a.seed); }},
+    {"--guidance", [](const GenerateArgs& a) { return setting(a.guidance); }},
+    {"--shift", [](const GenerateArgs& a) { return setting(a.shift); }},
+    {"--solver", [](const GenerateArgs& a) { return setting(a.solver); }},
+    {"--size",
+     [](const GenerateArgs& a) {
+       if (!a.size) return setting(a.size);
+       auto wh = parse_size(*a.size);
+       return wh ? std::to_string(wh->first) + "x" + std::to_string(wh->second) : *a.size;
+     }},
+    {"--fps", [](const GenerateArgs& a) { return setting(a.fps); }},
+    {"--out", [](const GenerateArgs& a) { return a.out; }},
+    {"--upscale", [](const GenerateArgs& a) { return std::to_string(a.upscale); }},
+    {"--upscale-filter", [](const GenerateArgs& a) { return a.upscale_filter; }},
+    {"--crf", [](const GenerateArgs& a) { return std::to_string(a.crf); }},
+    {"--mode", [](const GenerateArgs& a) { return a.mode; }},
+    {"--clips", [](const GenerateArgs& a) { return std::to_string(a.clips); }},
+    {"--context-frames", [](const GenerateArgs& a) { return std::to_string(a.context_frames); }},
+    {"--global-frames", [](const GenerateArgs& a) { return std::to_string(a.global_frames); }},
+    {"--partitions", [](const GenerateArgs& a) { return std::to_string(a.partitions); }},
+    {"--lookahead", [](const GenerateArgs& a) { return std::string(a.lookahead ? "on" : "off"); }},
+};
 
 // reel generate --resume DIR: the settings come from the job; a prompt, --model or any other job
 // setting given on the command line must be the job's (never silently replaced).
@@ -456,10 +458,10 @@ Expected<GenerateArgs> resume_args(const GenerateArgs& a, const Config& cfg) {
   b.global_frames = job->global_frames;
   b.job_dir = a.resume;
   b.checkpoint_every = job->checkpoint_every;
-  for (const std::string& name : a.given) {
-    const std::string asked = job_option_value(a, name), has = job_option_value(b, name);
+  for (const JobOption* option : a.given) {
+    const std::string asked = option->value(a), has = option->value(b);
     if (asked != has)
-      return usage("job '" + a.resume + "' was started with " + name + " " + has + ", not " + asked +
+      return usage("job '" + a.resume + "' was started with " + option->name + " " + has + ", not " + asked +
                    "; a resumed job keeps its settings");
   }
   if (a.model_given) {
@@ -762,8 +764,8 @@ Command add_generate(CLI::App& app, const Config& cfg) {
   return [a, sub, model_opt, cache_opt, &cfg] {
     a->model_given = model_opt->count() > 0;
     a->given.clear();
-    for (const std::string& name : kJobOptions)
-      if (sub->get_option(name)->count() > 0) a->given.push_back(name);
+    for (const JobOption& option : kJobOptions)
+      if (sub->get_option(option.name)->count() > 0) a->given.push_back(&option);
     a->cache_given = cache_opt->count() > 0;
     return run_generate(*a, cfg);
   };
