@@ -6,8 +6,10 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace reel::cli {
@@ -27,53 +29,66 @@ std::string config_path_from(int argc, char** argv) {
 
 namespace {
 
-template <class T>
-void read(const YAML::Node& section, const char* key, T& out) {
-  if (section && section[key] && !section[key].IsNull()) out = section[key].as<T>();
-}
+// Reads keys from the sections of a config file and remembers which it asked for, so that
+// anything else in the file (a typo, or a setting of another version, which silently ignored would
+// run with the default the user meant to change) can be named afterwards.
+class SectionReader {
+ public:
+  explicit SectionReader(YAML::Node root) : root_(std::move(root)) {}
 
-template <class T>
-void read(const YAML::Node& section, const char* key, std::optional<T>& out) {
-  if (section && section[key] && !section[key].IsNull()) out = section[key].as<T>();
-}
-
-// The keys load_config reads, by section. Anything else is a typo or a setting of another version,
-// and silently ignoring it would run with a default the user meant to change.
-const std::map<std::string, std::set<std::string>>& known_keys() {
-  static const std::map<std::string, std::set<std::string>> keys = {
-      {"runtime", {"threads"}},
-      {"models", {"zoo", "default"}},
-      {"generate",
-       {"frames", "steps", "size", "guidance", "shift", "solver", "fps", "seed", "crf", "upscale", "upscale_filter",
-        "out"}},
-      {"cache",
-       {"path", "budget_mb", "policy", "table", "decoupled", "compress", "tenant", "embedder", "index_save_every"}},
-  };
-  return keys;
-}
-
-// "unknown ..." for the first key of `root` that known_keys() does not have; "" when all are known.
-std::string unknown_key(const YAML::Node& root) {
-  auto list = [](const auto& names) {
-    std::string out;
-    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-    return out;
-  };
-  std::vector<std::string> sections;
-  for (const auto& [name, keys] : known_keys()) sections.push_back(name);
-  for (const auto& section : root) {
-    const std::string name = section.first.as<std::string>();
-    auto it = known_keys().find(name);
-    if (it == known_keys().end()) return "unknown section '" + name + "' (known: " + list(sections) + ")";
-    if (section.second.IsNull()) continue;
-    if (!section.second.IsMap()) return "section '" + name + "' must be a mapping of keys";
-    for (const auto& key : section.second) {
-      const std::string k = key.first.as<std::string>();
-      if (!it->second.count(k)) return "unknown key '" + name + "." + k + "' (known: " + list(it->second) + ")";
-    }
+  template <class T>
+  void operator()(const char* section, const char* key, T& out) {
+    if (auto value = find(section, key)) out = value->as<T>();
   }
-  return {};
-}
+  template <class T>
+  void operator()(const char* section, const char* key, std::optional<T>& out) {
+    if (auto value = find(section, key)) out = value->as<T>();
+  }
+
+  // "" when every section and key of the file was asked for; else what is wrong with the first
+  // that was not (known ones named).
+  [[nodiscard]] std::string unknown() const {
+    auto list = [](const auto& names) {
+      std::string out;
+      for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+      return out;
+    };
+    if (!bad_section_.empty()) return "section '" + bad_section_ + "' must be a mapping of keys";
+    std::vector<std::string> sections;
+    for (const auto& [name, keys] : asked_) sections.push_back(name);
+    for (const auto& section : root_) {
+      const std::string name = section.first.as<std::string>();
+      auto it = asked_.find(name);
+      if (it == asked_.end()) return "unknown section '" + name + "' (known: " + list(sections) + ")";
+      if (section.second.IsNull()) continue;
+      for (const auto& key : section.second) {
+        const std::string k = key.first.as<std::string>();
+        if (!it->second.count(k)) return "unknown key '" + name + "." + k + "' (known: " + list(it->second) + ")";
+      }
+    }
+    return {};
+  }
+
+ private:
+  // The value at section.key; none when it is absent or null.
+  std::optional<YAML::Node> find(const char* section, const char* key) {
+    asked_[section].insert(key);
+    const YAML::Node& root = root_;
+    const YAML::Node s = root[section];
+    if (!s || s.IsNull()) return std::nullopt;
+    if (!s.IsMap()) {
+      if (bad_section_.empty()) bad_section_ = section;
+      return std::nullopt;
+    }
+    const YAML::Node value = s[key];
+    if (!value || value.IsNull()) return std::nullopt;
+    return value;
+  }
+
+  YAML::Node root_;
+  std::map<std::string, std::set<std::string>> asked_;  // section -> keys
+  std::string bad_section_;                              // the first section that is not a mapping
+};
 
 }  // namespace
 
@@ -88,35 +103,34 @@ Expected<Config> load_config(const std::string& path) {
     YAML::Node root = YAML::LoadFile(path);
     if (!root.IsNull() && !root.IsMap())
       return make_error(Errc::invalid_argument, "config " + path + ": expected a mapping of sections at the top");
+    SectionReader read(root);
+    read("runtime", "threads", cfg.threads);
+    read("models", "zoo", cfg.zoo);
+    read("models", "default", cfg.model);
+    read("generate", "frames", cfg.frames);
+    read("generate", "steps", cfg.steps);
+    read("generate", "size", cfg.size);
+    read("generate", "guidance", cfg.guidance);
+    read("generate", "shift", cfg.shift);
+    read("generate", "solver", cfg.solver);
+    read("generate", "fps", cfg.fps);
+    read("generate", "seed", cfg.seed);
+    read("generate", "crf", cfg.crf);
+    read("generate", "upscale", cfg.upscale);
+    read("generate", "upscale_filter", cfg.upscale_filter);
+    read("generate", "out", cfg.out);
+    read("cache", "path", cfg.cache_path);
+    read("cache", "budget_mb", cfg.cache_budget_mb);
+    read("cache", "policy", cfg.cache_policy);
+    read("cache", "table", cfg.cache_table);
+    read("cache", "decoupled", cfg.cache_decoupled);
+    read("cache", "compress", cfg.cache_compress);
+    read("cache", "tenant", cfg.cache_tenant);
+    read("cache", "embedder", cfg.cache_embedder);
+    read("cache", "index_save_every", cfg.cache_index_save_every);
     if (root.IsMap())
-      if (auto unknown = unknown_key(root); !unknown.empty())
+      if (auto unknown = read.unknown(); !unknown.empty())
         return make_error(Errc::invalid_argument, "config " + path + ": " + unknown);
-    read(root["runtime"], "threads", cfg.threads);
-    read(root["models"], "zoo", cfg.zoo);
-    read(root["models"], "default", cfg.model);
-    auto g = root["generate"];
-    read(g, "frames", cfg.frames);
-    read(g, "steps", cfg.steps);
-    read(g, "size", cfg.size);
-    read(g, "guidance", cfg.guidance);
-    read(g, "shift", cfg.shift);
-    read(g, "solver", cfg.solver);
-    read(g, "fps", cfg.fps);
-    read(g, "seed", cfg.seed);
-    read(g, "crf", cfg.crf);
-    read(g, "upscale", cfg.upscale);
-    read(g, "upscale_filter", cfg.upscale_filter);
-    read(g, "out", cfg.out);
-    auto c = root["cache"];
-    read(c, "path", cfg.cache_path);
-    read(c, "budget_mb", cfg.cache_budget_mb);
-    read(c, "policy", cfg.cache_policy);
-    read(c, "table", cfg.cache_table);
-    read(c, "decoupled", cfg.cache_decoupled);
-    read(c, "compress", cfg.cache_compress);
-    read(c, "tenant", cfg.cache_tenant);
-    read(c, "embedder", cfg.cache_embedder);
-    read(c, "index_save_every", cfg.cache_index_save_every);
   } catch (const YAML::BadFile&) {
     return make_error(Errc::not_found, "config " + path + ": cannot read the file");
   } catch (const YAML::Exception& e) {
