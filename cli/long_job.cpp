@@ -245,6 +245,7 @@ Status save_fifo_state(const std::string& dir, const pipeline::FifoState& state)
               {"slots", std::to_string(state.solver_states.size())}};
   for (size_t p = 0; p < state.solver_states.size(); ++p)
     put_solver_state("slot." + std::to_string(p), state.solver_states[p], tensors, md);
+  if (state.first_clip.defined()) tensors.emplace_back("first_clip", state.first_clip);
   return save_state(dir, tensors, std::move(md));
 }
 
@@ -269,6 +270,7 @@ Expected<pipeline::FifoState> load_fifo_state(const std::string& dir, const pipe
     if (!s) return s.error();
     state.solver_states.push_back(std::move(*s));
   }
+  if (auto it = file->tensors.find("first_clip"); it != file->tensors.end()) state.first_clip = it->second;
   return state;
 }
 

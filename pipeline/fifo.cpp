@@ -193,6 +193,7 @@ Expected<FifoQueue> FifoQueue::from_clip(const torch::Tensor& clip, const FifoOp
       state.solver_states.push_back(models::SolverState{.step = step});
     }
     state.queue = torch::cat(slots, 2);  // [B, C, c + L, H, W]
+    state.first_clip = c.clone();
   } catch (const std::exception& e) {
     return make_error(Errc::internal, std::string("cannot fill the FIFO queue: ") + e.what());
   }
@@ -245,6 +246,19 @@ Expected<FifoQueue> FifoQueue::from_state(FifoState state) {
     return bad("FIFO head frame " + std::to_string(state.head_frame) + " is before the warm-up's " +
                std::to_string(-layout->warmup_frames));
   }
+  if (state.head_frame < layout->window_frames) {
+    const std::vector<int64_t> clip_shape = {q.size(0), q.size(1), layout->window_frames, q.size(3),
+                                             q.size(4)};
+    if (!state.first_clip.defined() || state.first_clip.sizes().vec() != clip_shape ||
+        state.first_clip.scalar_type() != torch::kFloat32) {
+      return bad("FIFO head frame " + std::to_string(state.head_frame) +
+                 " is inside the first clip, so the state needs the first clip, float32 with " +
+                 std::to_string(layout->window_frames) + " frames shaped like the queue's, got " +
+                 shape_str(state.first_clip));
+    }
+  } else {
+    state.first_clip = torch::Tensor();
+  }
   return FifoQueue(std::move(*layout), std::move(state));
 }
 
@@ -253,12 +267,13 @@ FifoState FifoQueue::state() const {
   out.options = state_.options;
   out.queue = state_.queue.clone();
   out.head_frame = state_.head_frame;
+  if (state_.first_clip.defined()) out.first_clip = state_.first_clip.clone();
   for (const auto& st : state_.solver_states) out.solver_states.push_back(clone_state(st));
   return out;
 }
 
 int64_t FifoQueue::tensor_bytes() const {
-  int64_t bytes = storage_bytes(state_.queue);
+  int64_t bytes = storage_bytes(state_.queue) + storage_bytes(state_.first_clip);
   for (const auto& st : state_.solver_states) {
     for (const auto& h : st.x0_history) bytes += storage_bytes(h);
     bytes += storage_bytes(st.last_sample);
@@ -354,6 +369,14 @@ Status FifoQueue::step_counted(WindowRunner& runner, const FrameCallback& on_fra
       popped = next[static_cast<size_t>(c)];
       queue = torch::cat(next, 2);
     }
+    // A frame of the first clip leaves as the clip has it (see the top of fifo.hpp), and enters
+    // the context so.
+    torch::Tensor first_clip = state_.first_clip;
+    if (head >= 0 && head < f) {
+      popped = first_clip.narrow(2, head, 1);
+      queue = torch::cat({queue.narrow(2, 0, c), popped, queue.narrow(2, c + 1, layout_.slots - c - 1)}, 2);
+      if (head == f - 1) first_clip = torch::Tensor();
+    }
 
     // Pop: slot 0 leaves (the oldest context frame, or the head itself without lookahead), the
     // clean head becomes the newest context frame; frame head + L enters at the tail as noise.
@@ -371,6 +394,7 @@ Status FifoQueue::step_counted(WindowRunner& runner, const FrameCallback& on_fra
     }
     state_.queue = std::move(next_queue);
     state_.solver_states = std::move(states);
+    state_.first_clip = std::move(first_clip);
     state_.head_frame = head + 1;
     ++stats.iterations;
   } catch (const std::exception& e) {

@@ -42,8 +42,13 @@
 // forward-noised as in the paper: denoising slot p holds video frame k = p - (L - f), set to
 // (1 - sigma) * c_{max(0, k)} + sigma * noise_k at its slot's sigma; context slots hold c_0
 // clean. The first L - f frames popped (k < 0, the paper's warm-up, copies of c_0) are dropped,
-// not emitted. Frame k's noise, at the start or pushed at the tail, is fifo_frame_noise(shape,
-// seed, k): a resumed run draws the same noise.
+// not emitted. Frames 0 .. f-1 pop re-denoised along the diagonal, frame f-1 from pure noise; what
+// is emitted for them, and what becomes context, is the clip's own frame c_k instead. So the video
+// starts with the clip exactly as it was sampled (the same 8 frames as standard mode with the same
+// seed and steps), and the first new frame f is denoised with the clip's last f/2 frames as its
+// context, their motion included, rather than with copies of c_0 or the diagonal's remakes of
+// them. Frame k's noise, at the start or pushed at the tail, is fifo_frame_noise(shape, seed, k):
+// a resumed run draws the same noise.
 //
 // Memory: the queue is c + L frames and each SolverState holds at most 3 frame tensors (two x0
 // predictions and UniPC's last sample), whatever the number of frames generated.
@@ -122,6 +127,9 @@ struct FifoState {
   // Their tensors are [B, C, 1, H, W].
   std::vector<models::SolverState> solver_states;
   int64_t head_frame = 0;  // video frame in the head slot, popped next; negative during warm-up
+  // [B, C, f, H, W] float32 the first clip, whose frames are emitted as frames 0 .. f-1. Needed
+  // while head_frame < f; undefined once frame f-1 has popped.
+  torch::Tensor first_clip;
 };
 
 // One window of one pass, as a WindowRunner receives it.

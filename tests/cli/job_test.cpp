@@ -181,10 +181,13 @@ TEST_F(JobDir, AFifoCheckpointRoundTrips) {
   s.last_sample = torch::randn({1, 3, 1, 2, 2});
   s.last_order = 2;
   fifo.solver_states = {s, models::SolverState{.step = 1}};
+  fifo.first_clip = torch::randn({1, 3, 4, 2, 2});
   ASSERT_TRUE(save_fifo_state(dir_, fifo).ok());
   auto back = load_fifo_state(dir_, {});
   ASSERT_TRUE(back.ok()) << back.error().message;
   EXPECT_TRUE(torch::equal(back->queue, fifo.queue));
+  ASSERT_TRUE(back->first_clip.defined());  // a checkpoint inside the first clip keeps it
+  EXPECT_TRUE(torch::equal(back->first_clip, fifo.first_clip));
   EXPECT_EQ(back->head_frame, -2);
   ASSERT_EQ(back->solver_states.size(), 2u);
   EXPECT_EQ(back->solver_states[0].step, 3);

@@ -216,6 +216,28 @@ TEST(FifoQueue, ForwardNoisesTheFirstClipIntoEachSlotsLevel) {
   }
 }
 
+TEST(FifoQueue, EmitsTheFirstClipAsItIsAndMakesItsLastFramesTheContext) {
+  const Conditioning cond = conditioning(1.0F, 0.0F);
+  FifoOptions options = small_options(true, SolverKind::unipc, 16);
+  const torch::Tensor clip = first_clip();
+  auto queue = FifoQueue::from_clip(clip, options);
+  ASSERT_TRUE(queue.ok()) << queue.error().message;
+  VideoFake model(Prediction::velocity, options, 0.5);  // re-denoising would change every frame
+  model.follow(*queue);
+  Video video;
+  ASSERT_TRUE(queue->run(model, cond, 4, video.collect()).ok());
+  ASSERT_EQ(video.frames.size(), 4U);
+  for (int64_t k = 0; k < 4; ++k) {
+    EXPECT_TRUE(torch::equal(video.frames[static_cast<size_t>(k)], clip.narrow(2, k, 1)))
+        << "frame " << k;
+  }
+  // Frame 4, the first new one, is denoised with frames 2 and 3 of the clip as its context.
+  const FifoState state = queue->state();
+  EXPECT_EQ(state.head_frame, 4);
+  EXPECT_TRUE(torch::equal(state.queue.narrow(2, 0, 2), clip.narrow(2, 2, 2)));
+  EXPECT_FALSE(state.first_clip.defined());  // no longer needed
+}
+
 TEST(FifoQueue, PopsEveryVideoFrameCleanAndInOrderForEverySolver) {
   const Conditioning cond = conditioning(1.0F, 0.0F);
   for (bool lookahead : {false, true}) {
@@ -240,8 +262,10 @@ TEST(FifoQueue, PopsEveryVideoFrameCleanAndInOrderForEverySolver) {
             EXPECT_EQ(video.index[static_cast<size_t>(k)], k);
             const torch::Tensor& frame = video.frames[static_cast<size_t>(k)];
             ASSERT_EQ(frame.sizes(), torch::IntArrayRef({kB, kC, 1, kH, kW}));
-            EXPECT_TRUE(torch::allclose(frame, target_frame(k).expand_as(frame), 1e-4, 1e-4))
-                << "frame " << k;
+            // The first clip's frames as they are, then what the model makes of each frame.
+            const torch::Tensor expect =
+                k < 4 ? first_clip().narrow(2, k, 1) : target_frame(k).expand_as(frame);
+            EXPECT_TRUE(torch::allclose(frame, expect, 1e-4, 1e-4)) << "frame " << k;
           }
           EXPECT_EQ(queue->head_frame(), 11);
         }
@@ -261,7 +285,7 @@ TEST(FifoQueue, GivesTheModelEachSlotsSigmaAndWithLookaheadUsesOnlySecondHalves)
   auto stats = queue->run(model, conditioning(1.0F, 0.0F), 6, video.collect());
   ASSERT_TRUE(stats.ok()) << stats.error().message;
   ASSERT_EQ(video.frames.size(), 6U);
-  for (int64_t k = 0; k < 6; ++k) {
+  for (int64_t k = 4; k < 6; ++k) {  // frames 0 .. 3 are the first clip's
     EXPECT_TRUE(torch::allclose(video.frames[static_cast<size_t>(k)],
                                 target_frame(k).expand({kB, kC, 1, kH, kW}), 1e-5, 1e-5));
   }
@@ -296,8 +320,8 @@ TEST(FifoQueue, GivesTheModelEachSlotsSigmaAndWithLookaheadUsesOnlySecondHalves)
   poisoned.follow(*queue2);
   poisoned.poison_below = 2;
   Video bad;
-  ASSERT_TRUE(queue2->run(poisoned, conditioning(1.0F, 0.0F), 4, bad.collect()).ok());
-  EXPECT_TRUE(torch::isnan(bad.frames.front()).any().item<bool>());
+  ASSERT_TRUE(queue2->run(poisoned, conditioning(1.0F, 0.0F), 5, bad.collect()).ok());
+  EXPECT_TRUE(torch::isnan(bad.frames.back()).any().item<bool>());  // frame 4, the first new one
 }
 
 TEST(FifoQueue, BatchesTheWindowsOfAPassInOneCallOrCallsPerWindowWithEqualResults) {
@@ -389,7 +413,8 @@ TEST(FifoQueue, ResumesFromASavedStateToTheVideoOfAnUninterruptedRun) {
   const Video whole = run_video(options, Prediction::velocity, 0.5, cond, 12);
   ASSERT_EQ(whole.frames.size(), 12U);
 
-  for (int64_t stop : {5, -2}) {  // after frame 4; in the warm-up (two iterations in)
+  // After frame 4; inside the first clip; in the warm-up (two iterations in).
+  for (int64_t stop : {5, 2, -2}) {
     SCOPED_TRACE("stop at " + std::to_string(stop));
     Video video;
     FifoState saved;
@@ -398,13 +423,8 @@ TEST(FifoQueue, ResumesFromASavedStateToTheVideoOfAnUninterruptedRun) {
       ASSERT_TRUE(queue.ok());
       VideoFake model(Prediction::velocity, options, 0.5);
       model.follow(*queue);
-      if (stop > 0) {
-        ASSERT_TRUE(queue->run(model, cond, stop, video.collect()).ok());
-      } else {
-        DenoiserWindowRunner runner(model, cond, options.guidance, options.batch_windows);
-        ASSERT_TRUE(queue->step(runner, video.collect()).ok());
-        ASSERT_TRUE(queue->step(runner, video.collect()).ok());
-      }
+      DenoiserWindowRunner runner(model, cond, options.guidance, options.batch_windows);
+      while (queue->head_frame() < stop) ASSERT_TRUE(queue->step(runner, video.collect()).ok());
       EXPECT_EQ(queue->head_frame(), stop);
       saved = queue->state();
     }  // the first queue is gone; only the saved state is left
@@ -528,6 +548,12 @@ TEST(FifoQueue, RejectsBadInputWithClearMessages) {
   state = queue->state();
   state.head_frame = -5;
   expect_invalid(FifoQueue::from_state(state), "before the warm-up");
+  state = queue->state();
+  state.first_clip = torch::Tensor();
+  expect_invalid(FifoQueue::from_state(state), "is inside the first clip, so the state needs the first clip");
+  state = queue->state();
+  state.first_clip = state.first_clip.narrow(2, 0, 3);
+  expect_invalid(FifoQueue::from_state(state), "got [2, 3, 3, 4, 4]");
 }
 
 }  // namespace
