@@ -114,18 +114,28 @@ Expected<Plan> make_plan(const GenerateArgs& a, const models::T2VModel& m) {
     if (!s) return usage("--solver: " + s.error().message);
     p.solver = *s;
   }
-  if (p.frames <= 0) return usage("--frames must be positive, got " + std::to_string(p.frames));
-  if (p.steps <= 0) return usage("--steps must be positive, got " + std::to_string(p.steps));
-  if (p.fps <= 0) return usage("--fps must be positive, got " + std::to_string(p.fps));
-  if (!std::isfinite(p.guidance) || p.guidance < 0) return usage("--guidance must be a number >= 0");
-  if (!std::isfinite(p.shift) || p.shift <= 0) return usage("--shift must be a number > 0");
+  // A bad value the user gave is a usage error naming the flag; a bad default is the model file's.
+  auto refuse = [&m](bool given, const std::string& flag, const std::string& what) -> Error {
+    if (given) return usage(flag + " " + what);
+    return make_error(Errc::corrupt_data, "model '" + m.name + "' (" + m.source + "): its default for " + flag +
+                                              " " + what);
+  };
+  if (p.frames <= 0) return refuse(a.frames.has_value(), "--frames", "must be positive, got " + std::to_string(p.frames));
+  if (p.steps <= 0) return refuse(a.steps.has_value(), "--steps", "must be positive, got " + std::to_string(p.steps));
+  if (p.fps <= 0) return refuse(a.fps.has_value(), "--fps", "must be positive, got " + std::to_string(p.fps));
+  if (!std::isfinite(p.guidance) || p.guidance < 0)
+    return refuse(a.guidance.has_value(), "--guidance", "must be a number >= 0");
+  if (!std::isfinite(p.shift) || p.shift <= 0) return refuse(a.shift.has_value(), "--shift", "must be a number > 0");
   const auto& c = m.dit->config();
   const int cell_w = static_cast<int>(c.patch[2]) * m.spatial_compression;
   const int cell_h = static_cast<int>(c.patch[1]) * m.spatial_compression;
   if (p.width % cell_w != 0 || p.height % cell_h != 0)
-    return usage("--size " + std::to_string(p.width) + "x" + std::to_string(p.height) + " must be a multiple of " +
-                 std::to_string(cell_w) + "x" + std::to_string(cell_h) + " for model '" + m.name + "'");
-  if (p.frames % c.patch[0] != 0) return usage("--frames must be a multiple of " + std::to_string(c.patch[0]));
+    return refuse(a.size.has_value(), "--size",
+                  std::to_string(p.width) + "x" + std::to_string(p.height) + " must be a multiple of " +
+                      std::to_string(cell_w) + "x" + std::to_string(cell_h) + " for model '" + m.name + "'");
+  if (p.frames % c.patch[0] != 0)
+    return refuse(a.frames.has_value(), "--frames",
+                  std::to_string(p.frames) + " must be a multiple of " + std::to_string(c.patch[0]));
   if (a.mode == "fifo") {
     const int window = m.defaults.frames;
     const int queue = window * a.partitions;

@@ -366,6 +366,9 @@ Status TrainConfig::validate() const {
   if (checkpoint_every < 1 || log_every < 1) return bad("'train.checkpoint_every' and 'train.log_every' must be positive");
   if (defaults.frames < 1 || defaults.steps < 1 || defaults.fps < 1 || !(defaults.shift > 0) || defaults.guidance < 0)
     return bad("'sample.*' values must be positive");
+  if (defaults.frames % dit.patch[0] != 0)
+    return bad("'sample.frames' must be a multiple of the temporal patch " + std::to_string(dit.patch[0]) +
+               ", or the model's own default length cannot be generated");
   if (dit.num_layers < 1) return bad("'model.layers' must be at least 1");
   if (auto st = dit.validate(); !st) return bad(st.error().message);
   if (dit.text_dim != text.dim || dit.text_len != text.max_length)

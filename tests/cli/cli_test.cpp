@@ -130,6 +130,26 @@ TEST_F(ReelCli, UnreadableOrCorruptWeightsAreAUsageError) {
   fs::remove(weights);
 }
 
+TEST_F(ReelCli, ABadDefaultInAModelFileIsNamedAsTheModelsNotAsAFlag) {
+  // shapes-s with its default width edited from 32 to 30, which the 4x4 patches do not fit.
+  std::ifstream in(std::string(REEL_SOURCE_DIR) + "/models/zoo/shapes-s.safetensors", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  const std::string width = "\"reel.default.width\":\"32\"";
+  const size_t at = bytes.find(width);
+  ASSERT_NE(at, std::string::npos);
+  bytes.replace(at, width.size(), "\"reel.default.width\":\"30\"");
+  const fs::path model = dir_.parent_path() / ("reel_cli_width_" + std::to_string(::getpid()) + ".safetensors");
+  { std::ofstream(model, std::ios::binary) << bytes; }
+  const std::string gen = std::string("generate ") + kPrompt + " -q --model " + model.string() + " --out " + path("v.mp4");
+  expect_usage_error(gen, "its default for --size 30x32 must be a multiple of 4x4");
+  auto run = reel(gen);
+  EXPECT_NE(run.output.find(model.string()), std::string::npos) << run.output;
+  expect_usage_error(gen + " --size 30x30", "--size 30x30 must be a multiple of 4x4");  // the user's own value
+  auto fine = reel(gen + " --size 32x32 --frames 2 --steps 2");
+  EXPECT_EQ(fine.code, 0) << fine.output;
+  fs::remove(model);
+}
+
 TEST_F(ReelCli, AnUnwritableOutputIsAUsageError) {
   expect_usage_error(std::string("generate ") + kPrompt + " --out " + path("missing/deeper/v.mp4"), "missing/deeper");
   expect_usage_error(std::string("generate ") + kPrompt + " --out " + path("v.avi"), ".mp4");

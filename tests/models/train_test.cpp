@@ -99,6 +99,13 @@ TEST(TrainConfig, UnknownKeysAndBadValuesNameTheKey) {
   ASSERT_FALSE(range.ok());
   EXPECT_NE(range.error().message.find("ema_decay"), std::string::npos) << range.error().message;
 
+  // A default length the temporal patch does not divide would make a model that cannot sample it.
+  auto odd = train_config_from({{"model.patch", "[2, 4, 4]"}, {"train.image_fraction", "0"},
+                                {"sample.frames", "3"}}, "c.yaml");
+  ASSERT_FALSE(odd.ok());
+  EXPECT_NE(odd.error().message.find("'sample.frames' must be a multiple of the temporal patch 2"),
+            std::string::npos) << odd.error().message;
+
   auto patch = train_config_from({{"model.patch", "[1, 4]"}}, "c.yaml");
   ASSERT_FALSE(patch.ok());
   EXPECT_NE(patch.error().message.find("model.patch"), std::string::npos);
@@ -248,6 +255,34 @@ TEST_F(Trainer, TheWrittenModelLoadsWithItsConfigAndDefaults) {
   EXPECT_EQ(model->dit->config().stem_channels, 4);
   EXPECT_EQ(model->dit->config().refine_channels, 4);
   EXPECT_EQ(model->dit->config().dim, 32);
+
+  // A text encoder whose vocabulary disagrees with its config: one message naming the file once.
+  auto file = SafeTensors::open(opts.out);
+  ASSERT_TRUE(file.ok());
+  std::map<std::string, std::string> md = file->metadata();
+  md["text_encoder.vocab_size"] = std::to_string(std::stoi(md.at("text_encoder.vocab_size")) + 1);
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& [name, t] : tensors_of(opts.out)) tensors.emplace_back(name, t);
+  const std::string bad = path("bad-vocab.safetensors");
+  ASSERT_TRUE(save_safetensors(bad, tensors, md).ok());
+  auto refused = load_t2v(bad);
+  ASSERT_FALSE(refused.ok());
+  const std::string& message = refused.error().message;
+  EXPECT_EQ(message.find(bad), 0U) << message;
+  EXPECT_EQ(message.find(bad, 1), std::string::npos) << message;
+  EXPECT_NE(message.find("vocab"), std::string::npos) << message;
+
+  // Weights with a NaN are refused at load, naming the tensor.
+  tensors.clear();
+  for (const auto& [name, t] : tensors_of(opts.out)) tensors.emplace_back(name, t);
+  tensors.back().second.view(-1)[0] = NAN;
+  const std::string nan = path("nan.safetensors");
+  ASSERT_TRUE(save_safetensors(nan, tensors, file->metadata()).ok());
+  auto poisoned = load_t2v(nan);
+  ASSERT_FALSE(poisoned.ok());
+  EXPECT_EQ(poisoned.error().code, Errc::corrupt_data);
+  EXPECT_NE(poisoned.error().message.find("tensor '" + tensors.back().first + "' holds NaN"), std::string::npos)
+      << poisoned.error().message;
 }
 
 // ---- the DiT's optional convolutions ---------------------------------------------------------
