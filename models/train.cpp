@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/closest.hpp"
 #include "models/detail/flat_yaml.hpp"
 #include "models/safetensors.hpp"
 #include "models/shapes/grammar.hpp"
@@ -391,16 +392,42 @@ std::string TrainConfig::fingerprint() const {
   return os.str();
 }
 
+namespace {
+
+// "unknown key 'train.stepz'; did you mean 'train.steps'?", or else the keys of its section
+// ("unknown key 'train.foo' (keys of 'train': batch, ...)"), or else the sections.
+template <class Table>
+std::string unknown_key(const std::string& key, const Table& table) {
+  std::vector<std::string> names;
+  for (const auto& entry : table) names.push_back(entry.first);
+  const std::string near = closest_name(key, names);
+  if (!near.empty()) return "unknown key '" + key + "'; did you mean '" + near + "'?";
+  const size_t dot = key.find('.');
+  const std::string section = dot == std::string::npos ? "" : key.substr(0, dot + 1);
+  std::string same, sections, top;
+  for (const auto& name : names) {
+    const size_t d = name.find('.');
+    if (d == std::string::npos) {
+      top += (top.empty() ? "'" : ", '") + name + "'";
+      continue;
+    }
+    if (!section.empty() && name.compare(0, section.size(), section) == 0)
+      same += (same.empty() ? "" : ", ") + name.substr(section.size());
+    const std::string s = name.substr(0, d);
+    if (sections.find("'" + s + "'") == std::string::npos) sections += (sections.empty() ? "'" : ", '") + s + "'";
+  }
+  if (!same.empty()) return "unknown key '" + key + "' (keys of '" + section.substr(0, section.size() - 1) + "': " + same + ")";
+  return "unknown key '" + key + "' (sections: " + sections + "; top-level keys: " + top + ")";
+}
+
+}  // namespace
+
 Expected<TrainConfig> train_config_from(const std::map<std::string, std::string>& keys, const std::string& source) {
   TrainConfig c = base_config();
   const auto& table = setters();
   for (const auto& [key, value] : keys) {
     auto it = table.find(key);
-    if (it == table.end()) {
-      std::string known;
-      for (const auto& [k, s] : table) known += (known.empty() ? "" : ", ") + k;
-      return make_error(Errc::invalid_argument, source + ": unknown key '" + key + "' (known: " + known + ")");
-    }
+    if (it == table.end()) return make_error(Errc::invalid_argument, source + ": " + unknown_key(key, table));
     if (value.empty()) continue;  // null: keep the default
     if (auto st = it->second(c, key, value); !st)
       return make_error(Errc::invalid_argument, source + ": " + st.error().message);

@@ -89,7 +89,17 @@ TEST(TrainConfig, TheShippedConfigParsesAndValidates) {
 TEST(TrainConfig, UnknownKeysAndBadValuesNameTheKey) {
   auto typo = train_config_from({{"train.lr_typo", "1"}}, "c.yaml");
   ASSERT_FALSE(typo.ok());
-  EXPECT_NE(typo.error().message.find("unknown key 'train.lr_typo'"), std::string::npos) << typo.error().message;
+  EXPECT_NE(typo.error().message.find("unknown key 'train.lr_typo' (keys of 'train': "), std::string::npos)
+      << typo.error().message;
+  EXPECT_EQ(typo.error().message.find("model."), std::string::npos) << typo.error().message;  // its section only
+  auto near = train_config_from({{"train.stepz", "1"}}, "c.yaml");
+  ASSERT_FALSE(near.ok());
+  EXPECT_NE(near.error().message.find("unknown key 'train.stepz'; did you mean 'train.steps'?"), std::string::npos)
+      << near.error().message;
+  auto section = train_config_from({{"modle.dimension", "1"}}, "c.yaml");
+  ASSERT_FALSE(section.ok());
+  EXPECT_NE(section.error().message.find("(sections: "), std::string::npos) << section.error().message;
+  EXPECT_NE(section.error().message.find("'model'"), std::string::npos) << section.error().message;
 
   auto bad = train_config_from({{"train.batch", "many"}}, "c.yaml");
   ASSERT_FALSE(bad.ok());
