@@ -56,6 +56,7 @@ struct LongArgs {
   std::string frames = "64,256,1024";
   std::string modes = "fifo,fifo-nolookahead,clips";
   int steps = 8;
+  int partitions = 1;  // FIFO modes: windows in the queue
   int threads = 0;
   int quality_frames = 512;
   int quality_prompts = 4;
@@ -108,9 +109,10 @@ double seconds_per_frame(const std::string& output) {
   return std::atof(output.substr(from + 1, at - from - 1).c_str());
 }
 
-std::vector<std::string> mode_args(const std::string& mode, int frames) {
-  if (mode == "fifo") return {"--mode", "fifo"};
-  if (mode == "fifo-nolookahead") return {"--mode", "fifo", "--no-lookahead"};
+std::vector<std::string> mode_args(const std::string& mode, int frames, int partitions) {
+  const std::string n = std::to_string(partitions);
+  if (mode == "fifo") return {"--mode", "fifo", "--partitions", n};
+  if (mode == "fifo-nolookahead") return {"--mode", "fifo", "--no-lookahead", "--partitions", n};
   return {"--mode", "clips", "--clips", std::to_string(std::max(1, frames / 8)), "--context-frames", "2",
           "--global-frames", "0"};
 }
@@ -230,7 +232,7 @@ Status long_quality(const LongArgs& a, const std::vector<std::string>& modes, co
                                     "--steps", std::to_string(a.steps), "--threads", threads, "--upscale", "1",
                                     "--seed", std::to_string(a.seed + static_cast<uint64_t>(p)), "--out", video};
       if (!reference)
-        for (auto& s : mode_args(names[m], frames)) args.push_back(s);
+        for (auto& s : mode_args(names[m], frames, a.partitions)) args.push_back(s);
       auto r = run_reel(args, log);
       totals[m].seconds += r.seconds;
       if (r.code != 0) return make_error(Errc::internal, names[m] + " quality run failed: " + r.output);
@@ -304,11 +306,13 @@ int run_bench_long(const LongArgs& a, const Config& cfg) {
   }
   for (int n : lengths)
     if (n < 8 || n % 8 != 0) return report(make_error(Errc::invalid_argument, "--frames: lengths must be multiples of 8"));
+  if (a.partitions < 1 || a.partitions > 64)
+    return report(make_error(Errc::invalid_argument, "--partitions must be 1 to 64, got " + std::to_string(a.partitions)));
   const auto dir = std::filesystem::temp_directory_path() / ("reel_bench_long_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::string video = (dir / "v.mp4").string(), log = (dir / "log.txt").string();
   const std::string threads = std::to_string(a.threads);
-  nlohmann::json out{{"model", a.model}, {"steps", a.steps}, {"threads", a.threads}};
+  nlohmann::json out{{"model", a.model}, {"steps", a.steps}, {"partitions", a.partitions}, {"threads", a.threads}};
   const std::string prompt = "a large red circle moving right on a striped navy background";
 
   std::printf("%-18s %8s %14s %12s\n", "mode", "frames", "peak RSS MB", "s/frame");
@@ -317,7 +321,7 @@ int run_bench_long(const LongArgs& a, const Config& cfg) {
       std::vector<std::string> args{"generate", prompt, "-q", "--model", a.model, "--frames", std::to_string(n),
                                     "--steps", std::to_string(a.steps), "--threads", threads, "--upscale", "1",
                                     "--out", video};
-      for (auto& m : mode_args(mode, n)) args.push_back(m);
+      for (auto& m : mode_args(mode, n, a.partitions)) args.push_back(m);
       auto r = run_reel(args, log);
       if (r.code != 0) {
         std::filesystem::remove_all(dir);
@@ -366,7 +370,9 @@ Command add_bench(CLI::App& app, const Config& cfg) {
   lng->add_option("--model,-m", l->model, "zoo name or .safetensors path")->capture_default_str();
   lng->add_option("--frames", l->frames, "comma-separated lengths (multiples of 8)")->capture_default_str();
   lng->add_option("--modes", l->modes, "comma-separated: fifo, fifo-nolookahead, clips")->capture_default_str();
-  lng->add_option("--steps", l->steps, "solver steps (a multiple of the FIFO queue)")->capture_default_str();
+  lng->add_option("--steps", l->steps, "solver steps (a multiple of the FIFO queue: 8 x partitions)")->capture_default_str();
+  lng->add_option("--partitions", l->partitions, "FIFO modes: windows in the queue (generate --partitions)")
+      ->capture_default_str();
   lng->add_option("--quality-frames", l->quality_frames, "video length for the adherence part (0 = skip)")
       ->capture_default_str();
   lng->add_option("--quality-prompts", l->quality_prompts,

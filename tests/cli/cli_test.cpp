@@ -399,6 +399,7 @@ TEST_F(ReelCli, BadInputAcrossCommandsIsOneLineAndExit2) {
   expect_usage_error(std::string("generate ") + kPrompt + " --workers 1000 --out " + path("a.mp4"), "--workers");
   expect_usage_error("world sample --n 2 --seed -1", "--seed");
   expect_usage_error("bench long --frames abc", "'abc'");
+  expect_usage_error("bench long --partitions 0", "--partitions must be 1 to 64");
   expect_usage_error("bench workers --parts foo", "unknown part 'foo'");
   const std::string train = "train --config " + std::string(REEL_SOURCE_DIR) + "/configs/models/shapes-s.yaml";
   expect_usage_error(train + " --out " + path("missing/deeper/x.safetensors"), "does not exist");
