@@ -210,6 +210,7 @@ Expected<VideoDiT> load_dit(const SafeTensors& file_ref, const std::string& igno
       }
       if (!at::isFloatingType(tensor->scalar_type()))
         return make_error(Errc::corrupt_data, path + ": tensor '" + it->second + "' is not floating point");
+      REEL_RETURN_IF_ERROR(check_finite(*file, it->second, *tensor));
       param.value().copy_(tensor->to(torch::kFloat32));
       used.insert(param.key());
     }

@@ -194,6 +194,11 @@ Expected<at::Tensor> SafeTensors::get(const std::string& name) const {
   return t;
 }
 
+Status check_finite(const SafeTensors& file, const std::string& name, const at::Tensor& t) {
+  if (t.isfinite().all().item<bool>()) return {};
+  return make_error(Errc::corrupt_data, file.path() + ": tensor '" + name + "' holds NaN or infinite values");
+}
+
 Status save_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                         const std::map<std::string, std::string>& metadata) {
   std::string header = "{";

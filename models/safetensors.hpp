@@ -53,6 +53,10 @@ class SafeTensors {
   std::map<std::string, std::string> metadata_;
 };
 
+// corrupt_data, naming the file and the tensor, when `t` (tensor `name` of `file`) holds a NaN or
+// an infinity: weights like that would show up only later, as a video of NaNs.
+[[nodiscard]] Status check_finite(const SafeTensors& file, const std::string& name, const at::Tensor& t);
+
 // Writes tensors (any of the supported dtypes; contiguous copies are made as needed) in the
 // order given, with optional string metadata. Written to `<path>.tmp` and renamed, so a failed
 // write leaves no file at `path`.

@@ -197,6 +197,7 @@ Status WordTextEncoderImpl::load_from(const SafeTensors& file, const std::string
       if (!tensor) return tensor.error();
       if (!at::isFloatingType(tensor->scalar_type()))
         return make_error(Errc::corrupt_data, file.path() + ": tensor '" + name + "' is not floating point");
+      REEL_RETURN_IF_ERROR(check_finite(file, name, *tensor));
       param.value().copy_(tensor->to(at::kFloat));
       used.insert(name);
     }

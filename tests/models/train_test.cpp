@@ -282,17 +282,21 @@ TEST_F(Trainer, TheWrittenModelLoadsWithItsConfigAndDefaults) {
   EXPECT_EQ(message.find(bad, 1), std::string::npos) << message;
   EXPECT_NE(message.find("vocab"), std::string::npos) << message;
 
-  // Weights with a NaN are refused at load, naming the tensor.
-  tensors.clear();
-  for (const auto& [name, t] : tensors_of(opts.out)) tensors.emplace_back(name, t);
-  tensors.back().second.view(-1)[0] = NAN;
-  const std::string nan = path("nan.safetensors");
-  ASSERT_TRUE(save_safetensors(nan, tensors, file->metadata()).ok());
-  auto poisoned = load_t2v(nan);
-  ASSERT_FALSE(poisoned.ok());
-  EXPECT_EQ(poisoned.error().code, Errc::corrupt_data);
-  EXPECT_NE(poisoned.error().message.find("tensor '" + tensors.back().first + "' holds NaN"), std::string::npos)
-      << poisoned.error().message;
+  // Weights with a NaN are refused at load, naming the tensor: one of the DiT's (the first) and
+  // one of the text encoder's (the last).
+  for (bool dit_tensor : {true, false}) {
+    tensors.clear();
+    for (const auto& [name, t] : tensors_of(opts.out)) tensors.emplace_back(name, t);
+    auto& [poisoned_name, poisoned_tensor] = dit_tensor ? tensors.front() : tensors.back();
+    poisoned_tensor.view(-1)[0] = NAN;
+    const std::string nan = path("nan.safetensors");
+    ASSERT_TRUE(save_safetensors(nan, tensors, file->metadata()).ok());
+    auto poisoned = load_t2v(nan);
+    ASSERT_FALSE(poisoned.ok()) << poisoned_name;
+    EXPECT_EQ(poisoned.error().code, Errc::corrupt_data);
+    EXPECT_NE(poisoned.error().message.find("tensor '" + poisoned_name + "' holds NaN"), std::string::npos)
+        << poisoned.error().message;
+  }
 }
 
 // ---- the DiT's optional convolutions ---------------------------------------------------------
