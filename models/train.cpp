@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <set>
 #include <sstream>
 #include <type_traits>
 #include <utility>
@@ -402,22 +403,25 @@ std::string unknown_key(const std::string& key, const Table& table) {
   for (const auto& entry : table) names.push_back(entry.first);
   const std::string near = closest_name(key, names);
   if (!near.empty()) return "unknown key '" + key + "'; did you mean '" + near + "'?";
-  const size_t dot = key.find('.');
-  const std::string section = dot == std::string::npos ? "" : key.substr(0, dot + 1);
-  std::string same, sections, top;
+  auto join = [](const std::set<std::string>& items, const char* quote) {
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "" : ", ") + (quote + item + quote);
+    return out;
+  };
+  const std::string section = key.substr(0, key.find('.'));  // the whole key when it has no dot
+  std::set<std::string> same, sections, top;
   for (const auto& name : names) {
-    const size_t d = name.find('.');
-    if (d == std::string::npos) {
-      top += (top.empty() ? "'" : ", '") + name + "'";
-      continue;
+    const size_t dot = name.find('.');
+    if (dot == std::string::npos) {
+      top.insert(name);
+    } else {
+      sections.insert(name.substr(0, dot));
+      if (section.size() < key.size() && name.compare(0, dot, section) == 0 && dot == section.size())
+        same.insert(name.substr(dot + 1));
     }
-    if (!section.empty() && name.compare(0, section.size(), section) == 0)
-      same += (same.empty() ? "" : ", ") + name.substr(section.size());
-    const std::string s = name.substr(0, d);
-    if (sections.find("'" + s + "'") == std::string::npos) sections += (sections.empty() ? "'" : ", '") + s + "'";
   }
-  if (!same.empty()) return "unknown key '" + key + "' (keys of '" + section.substr(0, section.size() - 1) + "': " + same + ")";
-  return "unknown key '" + key + "' (sections: " + sections + "; top-level keys: " + top + ")";
+  if (!same.empty()) return "unknown key '" + key + "' (keys of '" + section + "': " + join(same, "") + ")";
+  return "unknown key '" + key + "' (sections: " + join(sections, "'") + "; top-level keys: " + join(top, "'") + ")";
 }
 
 }  // namespace
