@@ -10,6 +10,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "base/allocator.hpp"
 #include "cli/commands.hpp"
 #include "cli/error_line.hpp"
 
@@ -67,6 +68,7 @@ Status set_threads(int threads) {
 
 int main(int argc, char** argv) {
   using namespace reel::cli;
+  reel::keep_freed_memory();
   auto cfg = load_config(config_path_from(argc, argv));
   if (!cfg) return report(cfg.error());
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 
+#include "base/allocator.hpp"
 #include "models/train.hpp"
 
 namespace {
@@ -30,6 +31,7 @@ int usage_error(const std::string& message) {
 
 int main(int argc, char** argv) {
   using namespace reel::models;
+  reel::keep_freed_memory();
   std::string config_path;
   TrainOptions options;
   int threads = 0;
@@ -67,10 +69,7 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   auto result = train(*config, options, [](const TrainProgress& p) {
-    std::fprintf(stderr, "step %lld/%lld  loss %.5f  %.1f %s/s  elapsed %s  ETA %s%s\n",
-                 static_cast<long long>(p.step), static_cast<long long>(p.total), p.loss, p.samples_per_s,
-                 p.image_phase ? "frames" : "clips", format_duration(p.elapsed_s).c_str(),
-                 format_duration(p.eta_s).c_str(), p.image_phase ? "  (image phase)" : "");
+    std::fprintf(stderr, "%s\n", format_progress(p).c_str());
     return g_interrupted == 0;
   });
   if (!result) {
@@ -81,8 +80,6 @@ int main(int argc, char** argv) {
                ? 2
                : 1;
   }
-  std::fprintf(stderr, "%s at step %lld (loss %.5f, %s); model: %s; checkpoint: %s\n",
-               result->finished ? "finished" : "stopped", static_cast<long long>(result->step), result->loss,
-               format_duration(result->seconds).c_str(), result->out.c_str(), result->checkpoint.c_str());
+  std::fprintf(stderr, "%s\n", format_result(*result).c_str());
   return g_interrupted != 0 ? 130 : 0;
 }
