@@ -4,9 +4,12 @@
 // model's sampling defaults, and scores the pixels (models/shapes/score.hpp) against the scene:
 // background, and per object colour, shape and motion. Videos are generated `--batch` prompts
 // per sampler call (group g's noise from seed + g), so results depend on the batch size.
+// For a latent model, the ground truth is also scored after a trip through its autoencoder
+// (encoded and decoded), which shows what the decoder alone costs.
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -15,6 +18,7 @@
 #include "cli/commands.hpp"
 #include "cli/frames.hpp"
 #include "cli/progress.hpp"
+#include "models/autoencoder.hpp"
 #include "models/shapes/grammar.hpp"
 #include "models/shapes/render.hpp"
 #include "models/shapes/score.hpp"
@@ -80,8 +84,9 @@ int run_adherence(const EvalArgs& a, const Config& cfg) {
 
   shapes::SampleOptions scene_opts;
   scene_opts.max_objects = a.objects;
-  shapes::AdherenceTotals totals, truth_totals;
-  double consistency_sum = 0, truth_consistency_sum = 0;
+  shapes::AdherenceTotals totals, truth_totals, recon_totals;
+  double consistency_sum = 0, truth_consistency_sum = 0, recon_se = 0, recon_count = 0;
+  auto* autoencoder = dynamic_cast<models::LatentDecoder*>(model->decoder.get());
   nlohmann::json per_prompt = nlohmann::json::array();
   std::vector<std::vector<video::Frame>> sheet_rows;
   Progress progress("evaluating", "videos", !a.quiet && Progress::stderr_is_terminal());
@@ -129,6 +134,19 @@ int run_adherence(const EvalArgs& a, const Config& cfg) {
         truth_video.push_back(std::move(fr));
       }
       if (auto ttc = video::temporal_consistency(truth_video)) truth_consistency_sum += *ttc;
+      if (autoencoder != nullptr) {
+        auto truth_pixels = torch::from_blob(truth.rgb.data(), {frames, height, width, 3}, torch::kUInt8);
+        auto latent = autoencoder->encode(truth_pixels);
+        if (!latent) return report(latent.error());
+        auto back = autoencoder->decode(*latent);
+        if (!back) return report(back.error());
+        auto recon = (*back)[0].contiguous();
+        auto recon_score = shapes::score_clip(
+            scenes[i], {recon.data_ptr<uint8_t>(), static_cast<size_t>(recon.numel())}, frames, height, width);
+        if (recon_score) recon_totals.add(*recon_score);
+        recon_se += (recon.to(torch::kFloat) - truth_pixels.to(torch::kFloat)).pow(2).sum().item<double>();
+        recon_count += static_cast<double>(recon.numel());
+      }
 
       if (static_cast<int>(sheet_rows.size()) < a.sheet_videos && !a.sheet.empty()) {
         for (auto& fr : video) fr = video::upscale(fr, 4, video::Interp::nearest);
@@ -166,15 +184,22 @@ int run_adherence(const EvalArgs& a, const Config& cfg) {
   std::printf("adherence of %s: %d prompts (%d object%s max), %d frames %dx%d, %d steps, guidance %g, seed %llu\n",
               model->name.c_str(), a.prompts, a.objects, a.objects > 1 ? "s" : "", frames, width, height, opts.steps,
               opts.guidance, static_cast<unsigned long long>(a.seed));
-  std::printf("%-22s %10s %14s\n", "", "model", "ground truth");
-  auto row = [](const char* what, double m, double t) { std::printf("%-22s %9.1f%% %13.1f%%\n", what, m, t); };
-  row("background", pct(totals.background_rate()), pct(truth_totals.background_rate()));
-  row("object colour", pct(totals.colour_rate()), pct(truth_totals.colour_rate()));
-  row("object shape", pct(totals.shape_rate()), pct(truth_totals.shape_rate()));
-  row("motion direction", pct(totals.motion_rate()), pct(truth_totals.motion_rate()));
-  row("object found", pct(totals.found_rate()), pct(truth_totals.found_rate()));
-  row("whole scene right", pct(totals.scene_rate()), pct(truth_totals.scene_rate()));
+  const bool recon = autoencoder != nullptr;
+  const double recon_psnr = recon_se > 0 ? 10.0 * std::log10(255.0 * 255.0 * recon_count / recon_se) : 99.0;
+  std::printf("%-22s %10s %14s%s\n", "", "model", "ground truth", recon ? "  through the autoencoder" : "");
+  auto row = [&](const char* what, double m, double t, double r) {
+    std::printf("%-22s %9.1f%% %13.1f%%", what, m, t);
+    if (recon) std::printf(" %23.1f%%", r);
+    std::printf("\n");
+  };
+  row("background", pct(totals.background_rate()), pct(truth_totals.background_rate()), pct(recon_totals.background_rate()));
+  row("object colour", pct(totals.colour_rate()), pct(truth_totals.colour_rate()), pct(recon_totals.colour_rate()));
+  row("object shape", pct(totals.shape_rate()), pct(truth_totals.shape_rate()), pct(recon_totals.shape_rate()));
+  row("motion direction", pct(totals.motion_rate()), pct(truth_totals.motion_rate()), pct(recon_totals.motion_rate()));
+  row("object found", pct(totals.found_rate()), pct(truth_totals.found_rate()), pct(recon_totals.found_rate()));
+  row("whole scene right", pct(totals.scene_rate()), pct(truth_totals.scene_rate()), pct(recon_totals.scene_rate()));
   std::printf("%-22s %10.3f %14.3f\n", "temporal consistency", tc, truth_tc);
+  if (recon) std::printf("autoencoder reconstruction of the ground truth: %.2f dB PSNR\n", recon_psnr);
   std::printf("%.1f s (%.2f s per video)\n", seconds, seconds / a.prompts);
 
   if (!a.sheet.empty()) {
@@ -203,6 +228,8 @@ int run_adherence(const EvalArgs& a, const Config& cfg) {
                        {"ground_truth", summary(truth_totals)},
                        {"temporal_consistency", tc},
                        {"ground_truth_temporal_consistency", truth_tc},
+                       {"through_autoencoder", recon ? summary(recon_totals) : nlohmann::json()},
+                       {"autoencoder_psnr", recon ? nlohmann::json(recon_psnr) : nlohmann::json()},
                        {"per_prompt", per_prompt}};
     if (auto st = write_file_atomic(a.json, out.dump(1) + "\n"); !st) return report(st.error());
   }

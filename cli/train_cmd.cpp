@@ -1,11 +1,14 @@
 // reel train: trains a model on the shapes world (models/train.hpp). reel-train, built with
 // REEL_MODELS_ONLY, is the same trainer without the rest of reel.
+#include <ATen/Parallel.h>
+
 #include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <cstdio>
 
 #include "cli/commands.hpp"
+#include "bench/ceiling.hpp"
 #include "models/train.hpp"
 
 namespace reel::cli {
@@ -41,19 +44,20 @@ int run_train(const TrainArgs& a) {
   std::fprintf(stderr, "training %s: %lld steps of %d clips (%dx%d, %d frames)%s -> %s\n", config->name.c_str(),
                static_cast<long long>(config->steps), config->batch, config->width, config->height, config->frames,
                a.options.resume.empty() ? "" : (", resuming " + a.options.resume).c_str(), a.options.out.c_str());
-  auto result = models::train(*config, a.options, [](const models::TrainProgress& p) {
-    std::fprintf(stderr, "step %lld/%lld  loss %.5f  %.1f %s/s  elapsed %s  ETA %s%s\n",
-                 static_cast<long long>(p.step), static_cast<long long>(p.total), p.loss, p.samples_per_s,
-                 p.image_phase ? "frames" : "clips", models::format_duration(p.elapsed_s).c_str(),
-                 models::format_duration(p.eta_s).c_str(), p.image_phase ? "  (image phase)" : "");
+  // The machine's matrix-product ceiling with the same threads, so that the trainer's FLOP rate
+  // can be read against it.
+  const double sgemm = bench::sgemm_gflops();
+  std::fprintf(stderr, "sgemm ceiling: %.1f GFLOP/s on %d threads\n", sgemm, at::get_num_threads());
+  auto result = models::train(*config, a.options, [sgemm](const models::TrainProgress& p) {
+    std::string line = models::format_progress(p);
+    if (p.gflops > 0 && sgemm > 0) line += "  (" + std::to_string(static_cast<int>(100 * p.gflops / sgemm + 0.5)) + "% of sgemm)";
+    std::fprintf(stderr, "%s\n", line.c_str());
     return g_interrupted == 0;
   });
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   if (!result) return report(result.error());
-  std::fprintf(stderr, "%s at step %lld (loss %.5f, %s); model: %s; checkpoint: %s\n",
-               result->finished ? "finished" : "stopped", static_cast<long long>(result->step), result->loss,
-               models::format_duration(result->seconds).c_str(), result->out.c_str(), result->checkpoint.c_str());
+  std::fprintf(stderr, "%s\n", models::format_result(*result).c_str());
   return g_interrupted != 0 ? 130 : kExitOk;
 }
 

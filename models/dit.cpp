@@ -200,6 +200,24 @@ at::Tensor VideoDiTImpl::refine(const at::Tensor& y) {
   return y + refine_out(torch::gelu(refine_in(y), "tanh"));
 }
 
+at::Tensor VideoDiTImpl::position_embedding(const TokenGrid& grid) const {
+  // Per axis, sin and cos of position * 10000^(-k / half) for k < half, as the original
+  // Transformer's; the axes take the widths RoPE gives them (frame, row, column).
+  const auto axes = std::array<int64_t, 3>{cfg_.dim - 4 * (cfg_.dim / 6), 2 * (cfg_.dim / 6), 2 * (cfg_.dim / 6)};
+  const std::array<int64_t, 3> sizes = {grid.f, grid.h, grid.w};
+  std::array<at::Tensor, 3> tables;
+  for (int a = 0; a < 3; ++a) {
+    const int64_t half = axes[a] / 2;
+    auto freq = torch::exp(torch::arange(half, torch::kFloat64) * (-std::log(10000.0) / static_cast<double>(half)));
+    auto angle = torch::arange(sizes[a], torch::kFloat64).unsqueeze(1) * freq.unsqueeze(0);  // [n, half]
+    tables[a] = torch::cat({torch::sin(angle), torch::cos(angle)}, 1).to(torch::kFloat32);     // [n, 2 half]
+  }
+  auto f = tables[0].view({grid.f, 1, 1, -1}).expand({grid.f, grid.h, grid.w, -1});
+  auto h = tables[1].view({1, grid.h, 1, -1}).expand({grid.f, grid.h, grid.w, -1});
+  auto w = tables[2].view({1, 1, grid.w, -1}).expand({grid.f, grid.h, grid.w, -1});
+  return torch::cat({f, h, w}, 3).reshape({grid.f * grid.h * grid.w, cfg_.dim});
+}
+
 DiTState VideoDiTImpl::embed(const at::Tensor& x, const at::Tensor& t, const at::Tensor& text) {
   TORCH_CHECK(x.dim() == 5 && x.size(1) == cfg_.in_channels, "latents must be [B, ", cfg_.in_channels,
               ", F, H, W], got ", x.sizes());
@@ -320,6 +338,12 @@ void VideoDiTImpl::run_blocks(int64_t first, int64_t last, DiTState& state, Atte
               ") outside [0, ", cfg_.num_layers, ")");
   const FrameView fv = frame_view(state);
   at::Tensor x = state.tokens;
+  if (first == 0 && cfg_.abs_pos && first < last) {
+    at::Tensor pos = position_embedding(state.grid).to(x.device(), x.scalar_type());  // [S, D]
+    if (state.token_index.defined()) pos = pos.index_select(0, state.token_index.to(x.device()));
+    else pos = pos.narrow(0, state.token_begin, x.size(1));
+    x = x + pos.unsqueeze(0);
+  }
   for (int64_t i = first; i < last; ++i) {
     auto& block = *blocks[i]->as<WanBlock>();
     auto e = (block.scale_shift_table.unsqueeze(0) + state.time_mod).unbind(2);  // 6 x [B, Ft, D]

@@ -152,7 +152,10 @@ class VideoDiTImpl : public torch::nn::Module {
   // and columns: [B, S_box, patch_volume * C_out] -> [B, C_out, F', H', W'] (no refinement).
   at::Tensor unpatchify(const at::Tensor& out_tokens, const TokenGrid& box);
 
-  // Runs blocks [first, last) on state.tokens in place. `hook` may be null.
+  // Runs blocks [first, last) on state.tokens in place. `hook` may be null. With
+  // config().abs_pos, a run that starts at block 0 first adds the position embedding of the
+  // tokens it holds (all of them, token_begin onwards, or token_index), so every plan (whole
+  // sequence, PipeFusion patches, FIFO windows, clips) embeds positions the same way.
   void run_blocks(int64_t first, int64_t last, DiTState& state, AttentionHook* hook = nullptr);
 
   // Modulated output projection of state.tokens: [B, S_run, patch_volume * C_out].
@@ -166,6 +169,9 @@ class VideoDiTImpl : public torch::nn::Module {
 
   // embed + all blocks + head.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& text);
+
+  // The fixed position embedding of every token of `grid`, [S, D] float32 (abs_pos models).
+  [[nodiscard]] at::Tensor position_embedding(const TokenGrid& grid) const;
 
   // Multiply-accumulates of one forward pass for a latent of `frames` x `height` x `width`
   // (batch 1), counting matrix products and attention; for GFLOP/s figures.
@@ -198,9 +204,9 @@ TORCH_MODULE(VideoDiT);
 // every parameter is present with the right shape and that no tensor is left over, and copies
 // the weights (converted to float32). Errors name the file and the offending tensor.
 [[nodiscard]] Expected<VideoDiT> load_dit(const std::string& path);
-// The same from an open file; tensors whose names start with `ignore_prefix` (when not empty)
-// belong to another model in the same file and are skipped.
-[[nodiscard]] Expected<VideoDiT> load_dit(const SafeTensors& file, const std::string& ignore_prefix = "");
+// The same from an open file; tensors whose names start with one of `ignore_prefixes` belong to
+// other models in the same file (text encoder, autoencoder) and are skipped.
+[[nodiscard]] Expected<VideoDiT> load_dit(const SafeTensors& file, const std::vector<std::string>& ignore_prefixes = {});
 
 // Saves weights in diffusers naming with the config in the metadata.
 [[nodiscard]] Status save_dit(VideoDiT& model, const std::string& path,

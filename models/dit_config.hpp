@@ -34,6 +34,11 @@ struct DiTConfig {
   // unpatchifying. Both are frame-local, so any split of the video by frames can apply them.
   int64_t stem_channels = 0;             // channels of the stem convolution; default 0 (off)
   int64_t refine_channels = 0;           // hidden channels of the output refinement; default 0 (off)
+  // A fixed sinusoidal embedding of each token's absolute (frame, row, column) position, added
+  // to the tokens before the first block (as DiT, Peebles & Xie; Wan has none and relies on
+  // RoPE alone). Small models learn motion far sooner with it: a token then knows which frame
+  // of the window and where in the frame it is. The axes split the width as RoPE's do.
+  bool abs_pos = false;                  // default false (off)
 
   [[nodiscard]] int64_t head_dim() const { return dim / num_heads; }
   // Head dimension split over (frame, row, column) rotary axes, as Wan: d - 4*(d/6), 2*(d/6), 2*(d/6).

@@ -74,6 +74,7 @@ Status DiTConfig::validate() const {
                                        std::to_string(num_heads));
   if (head_dim() % 2 != 0 || head_dim() < 6) return bad("head dim must be even and at least 6");
   if (freq_dim % 2 != 0) return bad("freq_dim must be even");
+  if (abs_pos && dim % 2 != 0) return bad("abs_pos needs an even dim");
   for (auto p : patch)
     if (p <= 0) return bad("patch sizes must be positive");
   return {};
@@ -102,6 +103,7 @@ std::map<std::string, std::string> DiTConfig::to_metadata() const {
           {"rope_theta", d(rope_theta)}};
   if (stem_channels > 0) md["stem_channels"] = std::to_string(stem_channels);
   if (refine_channels > 0) md["refine_channels"] = std::to_string(refine_channels);
+  if (abs_pos) md["abs_pos"] = "true";
   return md;
 }
 
@@ -173,6 +175,12 @@ Expected<DiTConfig> detect_dit_config(const SafeTensors& weights) {
   }
   if (auto it = md.find("eps"); it != md.end()) cfg.eps = std::strtod(it->second.c_str(), nullptr);
   if (auto it = md.find("rope_theta"); it != md.end()) cfg.rope_theta = std::strtod(it->second.c_str(), nullptr);
+  if (auto it = md.find("abs_pos"); it != md.end()) {
+    if (it->second != "true" && it->second != "false")
+      return make_error(Errc::corrupt_data, weights.path() + ": metadata 'abs_pos' must be true or false, got '" +
+                                                it->second + "'");
+    cfg.abs_pos = it->second == "true";
+  }
   if (auto st = cfg.validate(); !st) return make_error(st.error().code, weights.path() + ": " + st.error().message);
   return cfg;
 }
@@ -183,15 +191,18 @@ Expected<VideoDiT> load_dit(const std::string& path) {
   return load_dit(*file);
 }
 
-Expected<VideoDiT> load_dit(const SafeTensors& file_ref, const std::string& ignore_prefix) {
+Expected<VideoDiT> load_dit(const SafeTensors& file_ref, const std::vector<std::string>& ignore_prefixes) {
   const SafeTensors* file = &file_ref;
   const std::string& path = file->path();
   auto cfg = detect_dit_config(*file);
   if (!cfg) return cfg.error();
 
   std::map<std::string, std::string> by_name;  // diffusers name -> name in file
-  for (const auto& name : file->names())
-    if (ignore_prefix.empty() || !starts_with(name, ignore_prefix)) by_name[diffusers_dit_name(name)] = name;
+  for (const auto& name : file->names()) {
+    bool ignored = false;
+    for (const auto& prefix : ignore_prefixes) ignored = ignored || (!prefix.empty() && starts_with(name, prefix));
+    if (!ignored) by_name[diffusers_dit_name(name)] = name;
+  }
 
   try {
     VideoDiT model(*cfg);

@@ -4,6 +4,7 @@
 
 #include <sstream>
 
+#include "models/autoencoder.hpp"
 #include "models/safetensors.hpp"
 #include "models/shapes/world.hpp"
 
@@ -81,7 +82,13 @@ Status save_t2v(const T2VModel& model, const std::string& path) {
   md["reel.name"] = model.name;
   md["reel.description"] = model.description;
   md["reel.prediction"] = prediction_name(model.prediction);
-  md["reel.decoder"] = "identity";
+  if (auto latent = std::dynamic_pointer_cast<LatentDecoder>(model.decoder)) {
+    for (auto& named : latent->model()->named_tensors()) tensors.push_back(std::move(named));
+    for (const auto& [k, v] : latent->model()->config().to_metadata()) md[k] = v;
+    md["reel.decoder"] = "latent_ae";
+  } else {
+    md["reel.decoder"] = "identity";
+  }
   md["reel.default.frames"] = std::to_string(d.frames);
   md["reel.default.width"] = std::to_string(d.width);
   md["reel.default.height"] = std::to_string(d.height);
@@ -100,7 +107,7 @@ Expected<T2VModel> load_t2v(const std::string& path) {
   if (auto it = md.find(kKind); it == md.end() || it->second != "t2v")
     return make_error(Errc::corrupt_data, path + ": not a reel text-to-video model (metadata '" + kKind +
                                               "' is not 't2v')");
-  auto dit = load_dit(*file, std::string(kTextEncoderPrefix) + ".");
+  auto dit = load_dit(*file, {std::string(kTextEncoderPrefix) + ".", std::string(kAutoencoderPrefix) + "."});
   if (!dit) return dit.error();
   auto encoder = WordEncoder::load(*file);
   if (!encoder) return encoder.error();  // its messages name the file
@@ -116,9 +123,19 @@ Expected<T2VModel> load_t2v(const std::string& path) {
     if (!p) return make_error(Errc::corrupt_data, path + ": " + p.error().message);
     model.prediction = *p;
   }
-  if (auto it = md.find("reel.decoder"); it != md.end() && it->second != "identity")
-    return make_error(Errc::unsupported, path + ": decoder '" + it->second + "' is not supported by this build");
-  model.decoder = std::make_shared<IdentityDecoder>();
+  const auto decoder_kind = md.count("reel.decoder") ? md.at("reel.decoder") : std::string("identity");
+  if (decoder_kind == "latent_ae") {
+    auto ae_config = AutoencoderConfig::from_metadata(md, path);
+    if (!ae_config) return ae_config.error();
+    LatentAutoencoder ae(*ae_config);
+    REEL_RETURN_IF_ERROR(ae->load_from(*file));
+    model.decoder = std::make_shared<LatentDecoder>(ae);
+    model.spatial_compression = static_cast<int>(ae_config->factor());
+  } else if (decoder_kind == "identity") {
+    model.decoder = std::make_shared<IdentityDecoder>();
+  } else {
+    return make_error(Errc::unsupported, path + ": decoder '" + decoder_kind + "' is not supported by this build");
+  }
   if (model.dit->config().in_channels != model.decoder->latent_channels())
     return make_error(Errc::corrupt_data, path + ": the DiT has " + std::to_string(model.dit->config().in_channels) +
                                               " latent channels but the decoder takes " +

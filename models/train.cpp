@@ -117,6 +117,13 @@ const std::map<std::string, Setter>& setters() {
       {"model.layers", REEL_FIELD(dit.num_layers)},
       {"model.stem_channels", REEL_FIELD(dit.stem_channels)},
       {"model.refine_channels", REEL_FIELD(dit.refine_channels)},
+      {"model.abs_pos",
+       [](TrainConfig& c, const std::string& k, const std::string& v) -> Status {
+         auto b = to_bool(k, v);
+         if (!b) return b.error();
+         c.dit.abs_pos = *b;
+         return {};
+       }},
       {"model.qk_norm",
        [](TrainConfig& c, const std::string& k, const std::string& v) -> Status {
          auto b = to_bool(k, v);
@@ -131,6 +138,18 @@ const std::map<std::string, Setter>& setters() {
          c.prediction = *p;
          return {};
        }},
+      {"autoencoder.latent_channels", REEL_FIELD(ae.latent_channels)},
+      {"autoencoder.channels", REEL_FIELD(ae.channels)},
+      {"autoencoder.first_channels", REEL_FIELD(ae.first_channels)},
+      {"autoencoder.downsample", REEL_FIELD(ae.downsample)},
+      {"autoencoder.steps", REEL_FIELD(ae_steps)},
+      {"autoencoder.batch", REEL_FIELD(ae_batch)},
+      {"autoencoder.lr", REEL_FIELD(ae_lr)},
+      {"autoencoder.latent_noise", REEL_FIELD(ae_latent_noise)},
+      {"autoencoder.object_weight", REEL_FIELD(ae_object_weight)},
+      {"autoencoder.init",
+       [](TrainConfig& c, const std::string&, const std::string& v) -> Status { c.ae_init = v; return {}; }},
+      {"train.pool_clips", REEL_FIELD(pool_clips)},
       {"text_encoder.dim", REEL_FIELD(text.dim)},
       {"text_encoder.layers", REEL_FIELD(text.layers)},
       {"text_encoder.heads", REEL_FIELD(text.heads)},
@@ -206,7 +225,27 @@ struct Batch {
 
 double shifted(double u, double shift) { return shift * u / (1.0 + (shift - 1.0) * u); }
 
-Batch make_batch(const TrainConfig& c, int64_t step, bool image_phase) {
+// Sample i's noise levels (out.sigma[i], one per frame) and text dropout (out.keep_text[i]):
+// levels shared by all frames, independent per frame, or independent and rising along the
+// frames, in the config's proportions.
+void draw_levels(const TrainConfig& c, SplitMix64& rng, Batch& out, int i) {
+  const int64_t f = out.sigma.size(1);
+  const double kind = rng.unit();
+  std::vector<double> u(f);
+  if (kind < c.per_frame_fraction + c.ramp_fraction) {
+    for (auto& v : u) v = rng.unit();
+    if (kind >= c.per_frame_fraction) std::sort(u.begin(), u.end());
+  } else {
+    std::fill(u.begin(), u.end(), rng.unit());
+  }
+  auto sigma = out.sigma.accessor<float, 2>();
+  for (int64_t t = 0; t < f; ++t) sigma[i][t] = static_cast<float>(shifted(u[t], c.sigma_shift));
+  if (rng.unit() < c.text_dropout) out.keep_text[i][0][0] = 0.0f;
+}
+
+// `noise_channels` and `cell` give the noise the latent's shape: channels, and pixels per
+// latent cell along rows and columns (3 and 1 for pixel-space models).
+Batch make_batch(const TrainConfig& c, int64_t step, bool image_phase, int64_t noise_channels = 3, int64_t cell = 1) {
   const int b = image_phase ? c.image_batch : c.batch;
   const int f = image_phase ? 1 : c.frames;
   const int h = c.height, w = c.width;
@@ -218,7 +257,6 @@ Batch make_batch(const TrainConfig& c, int64_t step, bool image_phase) {
   out.sigma = torch::empty({b, f});
   out.keep_text = torch::ones({b, 1, 1});
   auto x0 = out.x0.accessor<float, 5>();
-  auto sigma = out.sigma.accessor<float, 2>();
   for (int i = 0; i < b; ++i) {
     const auto scene = shapes::sample_scene(rng.next(), shapes::SampleOptions{}.with_max_objects(c.max_objects));
     // Single frames come from anywhere in a clip, so that objects are seen at every position.
@@ -243,20 +281,10 @@ Batch make_batch(const TrainConfig& c, int64_t step, bool image_phase) {
         }
     }
     out.prompts.push_back(shapes::prompt(scene));
-    // Noise levels: shared, independent per frame, or independent and rising along the frames.
-    const double kind = rng.unit();
-    std::vector<double> u(f);
-    if (kind < c.per_frame_fraction + c.ramp_fraction) {
-      for (auto& v : u) v = rng.unit();
-      if (kind >= c.per_frame_fraction) std::sort(u.begin(), u.end());
-    } else {
-      std::fill(u.begin(), u.end(), rng.unit());
-    }
-    for (int t = 0; t < f; ++t) sigma[i][t] = static_cast<float>(shifted(u[t], c.sigma_shift));
-    if (rng.unit() < c.text_dropout) out.keep_text[i][0][0] = 0.0f;
+    draw_levels(c, rng, out, i);
   }
   at::Generator gen = at::detail::createCPUGenerator(mix(c.seed, static_cast<uint64_t>(step), 1));
-  out.noise = torch::randn({b, 3, f, h, w}, gen, torch::TensorOptions().dtype(torch::kFloat32));
+  out.noise = torch::randn({b, noise_channels, f, h / cell, w / cell}, gen, torch::TensorOptions().dtype(torch::kFloat32));
   return out;
 }
 
@@ -284,24 +312,43 @@ double learning_rate(const TrainConfig& c, int64_t step) {
   return c.lr * (c.min_lr_ratio + (1.0 - c.min_lr_ratio) * cosine);
 }
 
-Status save_checkpoint(const std::string& path, const std::vector<Param>& params, int64_t step, double loss,
+// Where a run stands, beside the parameters: what a checkpoint's metadata holds.
+struct RunState {
+  int64_t step = 0;        // DiT steps done
+  double loss = 0;         // DiT running loss
+  int64_t ae_step = 0;     // autoencoder steps done
+  double ae_loss = 0;      // autoencoder running loss
+  bool ae_ready = false;   // autoencoder finished: EMA weights in place, latent statistics set
+};
+
+// `buffers` are tensors that are not optimised but belong to the run (the autoencoder's latent
+// statistics): saved as "buffer.<name>" and restored in place.
+Status save_checkpoint(const std::string& path, const std::vector<Param>& params,
+                       const std::vector<std::pair<std::string, at::Tensor>>& buffers, const RunState& state,
                        const TrainConfig& config) {
   std::vector<std::pair<std::string, at::Tensor>> tensors;
-  tensors.reserve(params.size() * 4);
+  tensors.reserve(params.size() * 4 + buffers.size());
   for (const auto& p : params) {
     tensors.emplace_back("param." + p.name, p.value);
     tensors.emplace_back("ema." + p.name, p.ema);
     tensors.emplace_back("adam_m." + p.name, p.m);
     tensors.emplace_back("adam_v." + p.name, p.v);
   }
+  for (const auto& [name, t] : buffers) tensors.emplace_back("buffer." + name, t);
   std::map<std::string, std::string> md = {{"reel.kind", kCheckpointKind},
-                                           {"train.step", std::to_string(step)},
-                                           {"train.loss", fmt(loss)},
+                                           {"train.step", std::to_string(state.step)},
+                                           {"train.loss", fmt(state.loss)},
                                            {"train.config", config.fingerprint()}};
+  if (config.ae.enabled()) {
+    md["train.ae_step"] = std::to_string(state.ae_step);
+    md["train.ae_loss"] = fmt(state.ae_loss);
+    md["train.ae_ready"] = state.ae_ready ? "1" : "0";
+  }
   return save_safetensors(path, tensors, md);
 }
 
-Status load_checkpoint(const std::string& path, std::vector<Param>& params, int64_t& step, double& loss,
+Status load_checkpoint(const std::string& path, std::vector<Param>& params,
+                       const std::vector<std::pair<std::string, at::Tensor>>& buffers, RunState& state,
                        const TrainConfig& config) {
   auto file = SafeTensors::open(path);
   if (!file) return file.error();
@@ -322,22 +369,30 @@ Status load_checkpoint(const std::string& path, std::vector<Param>& params, int6
     return make_error(Errc::invalid_argument, path + ": checkpoint was made with another training config" + detail);
   }
   try {
-    step = std::stoll(md.at("train.step"));
-    loss = std::stod(md.at("train.loss"));
+    state.step = std::stoll(md.at("train.step"));
+    state.loss = std::stod(md.at("train.loss"));
+    if (config.ae.enabled()) {
+      state.ae_step = std::stoll(md.at("train.ae_step"));
+      state.ae_loss = std::stod(md.at("train.ae_loss"));
+      state.ae_ready = md.at("train.ae_ready") == "1";
+    }
   } catch (const std::exception&) {
-    return make_error(Errc::corrupt_data, path + ": bad train.step or train.loss metadata");
+    return make_error(Errc::corrupt_data, path + ": bad train.* step or loss metadata");
   }
   torch::NoGradGuard no_grad;
-  for (auto& p : params) {
+  auto restore = [&](const std::string& name, at::Tensor& dst) -> Status {
+    auto t = file->get(name);
+    if (!t) return make_error(Errc::corrupt_data, path + ": " + t.error().message);
+    if (t->sizes() != dst.sizes())
+      return make_error(Errc::corrupt_data, path + ": tensor '" + name + "' has the wrong shape");
+    dst.copy_(t->to(dst.device(), torch::kFloat32));
+    return {};
+  };
+  for (auto& p : params)
     for (auto [prefix, dst] : {std::pair<std::string, at::Tensor*>{"param.", &p.value}, {"ema.", &p.ema},
-                               {"adam_m.", &p.m}, {"adam_v.", &p.v}}) {
-      auto t = file->get(prefix + p.name);
-      if (!t) return make_error(Errc::corrupt_data, path + ": " + t.error().message);
-      if (t->sizes() != dst->sizes())
-        return make_error(Errc::corrupt_data, path + ": tensor '" + prefix + p.name + "' has the wrong shape");
-      dst->copy_(t->to(dst->device(), torch::kFloat32));
-    }
-  }
+                               {"adam_m.", &p.m}, {"adam_v.", &p.v}})
+      REEL_RETURN_IF_ERROR(restore(prefix + p.name, *dst));
+  for (auto [name, t] : buffers) REEL_RETURN_IF_ERROR(restore("buffer." + name, t));
   return {};
 }
 
@@ -351,8 +406,17 @@ Status TrainConfig::validate() const {
   if (width < 8 || height < 8) return bad("'data.width' and 'data.height' must be at least 8");
   if (frames < 1) return bad("'data.frames' must be at least 1");
   if (max_objects < 1 || max_objects > 2) return bad("'data.max_objects' must be 1 or 2");
-  if (frames % dit.patch[0] != 0 || height % dit.patch[1] != 0 || width % dit.patch[2] != 0)
-    return bad("'data' frames/height/width must be divisible by 'model.patch'");
+  if (auto st = ae.validate(); !st) return bad(st.error().message);
+  const int64_t cell = ae.enabled() ? ae.factor() : 1;
+  if (height % cell != 0 || width % cell != 0)
+    return bad("'data' height/width must be divisible by the autoencoder's compression " + std::to_string(cell));
+  if (frames % dit.patch[0] != 0 || (height / cell) % dit.patch[1] != 0 || (width / cell) % dit.patch[2] != 0)
+    return bad(ae.enabled() ? "'data' frames and the latent's height/width must be divisible by 'model.patch'"
+                            : "'data' frames/height/width must be divisible by 'model.patch'");
+  if (ae.enabled() && (ae_steps < 1 || ae_batch < 1 || !(ae_lr > 0) || ae_latent_noise < 0 || !(ae_object_weight > 0)))
+    return bad("'autoencoder.steps', 'batch', 'lr' and 'object_weight' must be positive, 'latent_noise' not negative");
+  if (pool_clips < 0) return bad("'train.pool_clips' must not be negative");
+  if (!ae_init.empty() && !ae.enabled()) return bad("'autoencoder.init' needs 'autoencoder.latent_channels'");
   if (steps < 1 || batch < 1 || image_batch < 1) return bad("'train.steps', 'train.batch', 'train.image_batch' must be positive");
   if (image_fraction < 0 || image_fraction > 1) return bad("'train.image_fraction' must be in [0, 1]");
   if (image_fraction > 0 && dit.patch[0] != 1) return bad("'train.image_fraction' needs a temporal patch of 1");
@@ -390,6 +454,14 @@ std::string TrainConfig::fingerprint() const {
      << ";ema_decay=" << fmt(ema_decay) << ";sigma_shift=" << fmt(sigma_shift)
      << ";per_frame_fraction=" << fmt(per_frame_fraction) << ";ramp_fraction=" << fmt(ramp_fraction)
      << ";text_dropout=" << fmt(text_dropout) << ";object_weight=" << fmt(object_weight) << ";seed=" << seed;
+  if (ae.enabled()) {
+    for (const auto& [k, v] : ae.to_metadata("autoencoder")) os << ';' << k << '=' << v;
+    os << ";autoencoder.steps=" << ae_steps << ";autoencoder.batch=" << ae_batch << ";autoencoder.lr=" << fmt(ae_lr)
+       << ";autoencoder.latent_noise=" << fmt(ae_latent_noise)
+       << ";autoencoder.object_weight=" << fmt(ae_object_weight);
+    if (!ae_init.empty()) os << ";autoencoder.init=" << ae_init;
+  }
+  if (pool_clips > 0) os << ";pool_clips=" << pool_clips;
   return os.str();
 }
 
@@ -436,8 +508,8 @@ Expected<TrainConfig> train_config_from(const std::map<std::string, std::string>
     if (auto st = it->second(c, key, value); !st)
       return make_error(Errc::invalid_argument, source + ": " + st.error().message);
   }
-  c.dit.in_channels = 3;
-  c.dit.out_channels = 3;
+  c.dit.in_channels = c.ae.enabled() ? c.ae.latent_channels : 3;
+  c.dit.out_channels = c.dit.in_channels;
   c.dit.text_dim = c.text.dim;
   c.dit.text_len = c.text.max_length;
   c.defaults.width = c.width;
@@ -469,7 +541,13 @@ Expected<T2VModel> make_untrained(const TrainConfig& config) {
     return make_error(Errc::internal, std::string("cannot build the DiT: ") + e.what_without_backtrace());
   }
   model.text_encoder = std::make_shared<WordEncoder>(std::move(*encoder));
-  model.decoder = std::make_shared<IdentityDecoder>();
+  if (config.ae.enabled()) {
+    torch::manual_seed(config.seed + 1);
+    model.decoder = std::make_shared<LatentDecoder>(LatentAutoencoder(config.ae));
+    model.spatial_compression = static_cast<int>(config.ae.factor());
+  } else {
+    model.decoder = std::make_shared<IdentityDecoder>();
+  }
   model.prediction = config.prediction;
   model.defaults = config.defaults;
   return model;
@@ -481,6 +559,149 @@ std::string format_duration(double seconds) {
   if (s >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>(s % 3600 / 60));
   else if (s >= 60) std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
   else std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
+  return buf;
+}
+
+namespace {
+
+// AdamW with decoupled weight decay, then the EMA, on every parameter that has a gradient.
+// `t` counts the updates of this parameter group (bias correction), from 1.
+void adam_update(std::vector<Param>& params, const TrainConfig& c, double lr, int64_t t) {
+  torch::NoGradGuard no_grad;
+  const double td = static_cast<double>(t);
+  const double bc1 = 1.0 - std::pow(c.beta1, td), bc2 = 1.0 - std::pow(c.beta2, td);
+  const double decay = std::min(c.ema_decay, td / (9.0 + td));
+  for (auto& p : params) {
+    const auto& g = p.value.grad();
+    if (!g.defined()) continue;
+    p.m.mul_(c.beta1).add_(g, 1.0 - c.beta1);
+    p.v.mul_(c.beta2).addcmul_(g, g, 1.0 - c.beta2);
+    if (p.decay && c.weight_decay > 0) p.value.mul_(1.0 - lr * c.weight_decay);
+    p.value.addcdiv_(p.m, (p.v / bc2).sqrt_().add_(c.adam_eps), -lr / bc1);
+    p.ema.mul_(decay).add_(p.value, 1.0 - decay);
+  }
+}
+
+// The autoencoder's schedule: linear warm-up over 5% of its steps, cosine to 5% of the peak.
+double ae_learning_rate(const TrainConfig& c, int64_t step) {
+  const int64_t warm = std::max<int64_t>(1, c.ae_steps / 20);
+  if (step < warm) return c.ae_lr * static_cast<double>(step + 1) / static_cast<double>(warm);
+  const double progress = std::min(1.0, static_cast<double>(step - warm) / static_cast<double>(std::max<int64_t>(1, c.ae_steps - warm)));
+  return c.ae_lr * (0.05 + 0.95 * 0.5 * (1.0 + std::cos(M_PI * progress)));
+}
+
+// The frames the autoencoder trains on: single frames of world clips, drawn from their own
+// stream of the seed (so they differ from the DiT's clips), with object weights.
+Batch ae_batch(const TrainConfig& c, int64_t step, int64_t salt) {
+  TrainConfig a = c;
+  a.seed = c.seed ^ (0xAE5EEDull * static_cast<uint64_t>(salt));
+  a.image_batch = c.ae_batch;
+  a.object_weight = c.ae_object_weight;
+  return make_batch(a, step, /*image_phase=*/true);
+}
+
+// Clips rendered and encoded once (train.pool_clips): latents [N, C, F, h, w], loss weights at
+// the latent's resolution [N, 1, F, h, w] (undefined when uniform) and prompts.
+struct ClipPool {
+  at::Tensor latents, weight;
+  std::vector<std::string> prompts;
+};
+
+// Loss weights at the latent's resolution: the largest pixel weight of each cell.
+at::Tensor latent_weight(const at::Tensor& weight, int64_t cell) {
+  if (!weight.defined() || cell == 1) return weight;
+  return torch::max_pool3d(weight, {1, cell, cell}, {1, cell, cell});
+}
+
+ClipPool build_pool(const TrainConfig& c, LatentAutoencoder& ae, const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  constexpr int kChunk = 64;
+  TrainConfig pc = c;
+  pc.seed = c.seed ^ 0x9001C11Bull;
+  pc.batch = kChunk;
+  ClipPool pool;
+  std::vector<at::Tensor> latents, weights;
+  for (int64_t i = 0; i * kChunk < c.pool_clips; ++i) {
+    Batch b = make_batch(pc, i, false);
+    const int64_t n = std::min<int64_t>(kChunk, c.pool_clips - i * kChunk);
+    latents.push_back(ae->encode(b.x0.narrow(0, 0, n).to(device)).cpu());
+    if (b.weight.defined()) weights.push_back(latent_weight(b.weight.narrow(0, 0, n), c.ae.factor()));
+    pool.prompts.insert(pool.prompts.end(), b.prompts.begin(), b.prompts.begin() + n);
+  }
+  pool.latents = torch::cat(latents);
+  if (!weights.empty()) pool.weight = torch::cat(weights);
+  return pool;
+}
+
+// A step's batch drawn from the pool: which clips, their noise levels (the same three kinds as
+// make_batch), text dropout and noise are functions of the step alone.
+Batch pool_batch(const TrainConfig& c, const ClipPool& pool, int64_t step) {
+  SplitMix64 rng(mix(c.seed, static_cast<uint64_t>(step), 3));
+  const int b = c.batch, f = c.frames;
+  const int64_t n = pool.latents.size(0);
+  std::vector<int64_t> index(b);
+  Batch out;
+  out.sigma = torch::empty({b, f});
+  out.keep_text = torch::ones({b, 1, 1});
+  for (int i = 0; i < b; ++i) {
+    index[i] = static_cast<int64_t>(rng.below(static_cast<int>(n)));
+    out.prompts.push_back(pool.prompts[index[i]]);
+    draw_levels(c, rng, out, i);
+  }
+  auto idx = torch::tensor(index, torch::kInt64);
+  out.x0 = pool.latents.index_select(0, idx);
+  if (pool.weight.defined()) out.weight = pool.weight.index_select(0, idx);
+  at::Generator gen = at::detail::createCPUGenerator(mix(c.seed, static_cast<uint64_t>(step), 1));
+  out.noise = torch::randn(out.x0.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat32));
+  return out;
+}
+
+// Reconstruction PSNR (dB, over all pixels, images in [-1, 1] scaled to [0, 255]) of the
+// autoencoder on frames no training step saw.
+double ae_psnr(const TrainConfig& c, LatentAutoencoder& ae, const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  double se = 0, count = 0;
+  for (int i = 0; i < 4; ++i) {
+    Batch b = ae_batch(c, i, /*salt=*/7);
+    auto x = b.x0.squeeze(2).to(device);
+    auto rec = ae->decode_frames(ae->encode_frames(x)).clamp(-1, 1);
+    auto diff = ((rec - x) * 127.5).round();
+    se += diff.pow(2).sum().item<double>();
+    count += static_cast<double>(x.numel());
+  }
+  const double mse = se / count;
+  return mse > 0 ? 10.0 * std::log10(255.0 * 255.0 / mse) : 99.0;
+}
+
+}  // namespace
+
+std::string format_progress(const TrainProgress& p) {
+  char buf[256];
+  const char* unit = p.autoencoder_phase ? "frames" : p.image_phase ? "frames" : "clips";
+  std::snprintf(buf, sizeof buf, "%sstep %lld/%lld  loss %.5f  %.1f %s/s", p.autoencoder_phase ? "autoencoder " : "",
+                static_cast<long long>(p.step), static_cast<long long>(p.total), p.loss, p.samples_per_s, unit);
+  std::string out = buf;
+  if (p.gflops > 0) {
+    std::snprintf(buf, sizeof buf, "  %.1f GFLOP/s", p.gflops);
+    out += buf;
+  }
+  out += "  elapsed " + format_duration(p.elapsed_s) + "  ETA " + format_duration(p.eta_s);
+  if (p.image_phase && !p.autoencoder_phase) out += "  (image phase)";
+  return out;
+}
+
+std::string format_result(const TrainResult& r) {
+  char buf[512];
+  std::string ae;
+  if (r.ae_step > 0) {
+    std::snprintf(buf, sizeof buf, "autoencoder %lld steps, %.2f dB on held-out frames; ", static_cast<long long>(r.ae_step),
+                  r.ae_psnr);
+    ae = buf;
+  }
+  if (r.pool_seconds > 0) ae += "clip pool built in " + format_duration(r.pool_seconds) + "; ";
+  std::snprintf(buf, sizeof buf, "%s at step %lld (loss %.5f, %s); %smodel: %s; checkpoint: %s",
+                r.finished ? "finished" : "stopped", static_cast<long long>(r.step), r.loss,
+                format_duration(r.seconds).c_str(), ae.c_str(), r.out.c_str(), r.checkpoint.c_str());
   return buf;
 }
 
@@ -503,6 +724,21 @@ Expected<TrainResult> train(const TrainConfig& config, const TrainOptions& optio
     if (!model) return model.error();
     VideoDiT dit = model->dit;
     WordTextEncoder text = model->text_encoder->model();
+    LatentAutoencoder ae{nullptr};
+    RunState state;
+    if (config.ae.enabled()) ae = std::dynamic_pointer_cast<LatentDecoder>(model->decoder)->model();
+    if (!config.ae_init.empty()) {
+      auto file = SafeTensors::open(config.ae_init);
+      if (!file) return file.error();
+      auto found = AutoencoderConfig::from_metadata(file->metadata(), config.ae_init);
+      if (!found) return found.error();
+      if (found->to_metadata() != config.ae.to_metadata())
+        return make_error(Errc::invalid_argument, "'autoencoder.init' " + config.ae_init +
+                                                      ": its autoencoder is configured otherwise than 'autoencoder.*'");
+      REEL_RETURN_IF_ERROR(ae->load_from(*file));
+      state.ae_step = config.ae_steps;
+      state.ae_ready = true;
+    }
     dit->to(device);
     text->to(device);
     dit->train();
@@ -523,13 +759,20 @@ Expected<TrainResult> train(const TrainConfig& config, const TrainOptions& optio
     };
     add("", dit->named_parameters());
     add(std::string(kTextEncoderPrefix) + ".", text->named_parameters());
-    std::vector<at::Tensor> values;
-    for (auto& p : params) values.push_back(p.value);
+    std::vector<at::Tensor> dit_values, ae_values;
+    for (auto& p : params) dit_values.push_back(p.value);
+    std::vector<std::pair<std::string, at::Tensor>> buffers;
+    if (ae) {
+      ae->to(device);
+      const size_t first_ae = params.size();
+      add(std::string(kAutoencoderPrefix) + ".", ae->named_parameters());
+      for (size_t i = first_ae; i < params.size(); ++i) ae_values.push_back(params[i].value);
+      buffers = {{"vae.latent_mean", ae->latent_mean}, {"vae.latent_std", ae->latent_std}};
+    }
 
-    int64_t step = 0;
-    double loss_avg = 0;
-    if (!options.resume.empty()) REEL_RETURN_IF_ERROR(load_checkpoint(options.resume, params, step, loss_avg, config));
-    const int64_t first_step = step;
+    if (!options.resume.empty()) REEL_RETURN_IF_ERROR(load_checkpoint(options.resume, params, buffers, state, config));
+    const int64_t first_step = state.step, first_ae_step = state.ae_step;
+    auto steps_this_run = [&] { return state.step - first_step + state.ae_step - first_ae_step; };
     const int64_t image_steps = static_cast<int64_t>(std::llround(config.image_fraction * static_cast<double>(config.steps)));
 
     auto window_start = std::chrono::steady_clock::now();
@@ -538,17 +781,113 @@ Expected<TrainResult> train(const TrainConfig& config, const TrainOptions& optio
     TrainResult result;
     result.checkpoint = checkpoint;
     result.out = options.out;
-    while (step < config.steps) {
-      if (options.minutes > 0 && seconds_since(started) >= options.minutes * 60.0) break;
-      if (options.stop_after > 0 && step - first_step >= options.stop_after) break;
-      if (stop_requested) break;
+    auto out_of_budget = [&] {
+      return stop_requested || (options.minutes > 0 && seconds_since(started) >= options.minutes * 60.0) ||
+             (options.stop_after > 0 && steps_this_run() >= options.stop_after);
+    };
+    auto report = [&](int64_t step, int64_t total, double loss, bool image_phase, bool ae_phase, int64_t log_every,
+                      double flops_per_sample) {
+      TrainProgress p;
+      p.step = step;
+      p.total = total;
+      p.loss = loss;
+      const double window = seconds_since(window_start);
+      p.samples_per_s = window > 0 ? static_cast<double>(window_samples) / window : 0;
+      p.gflops = p.samples_per_s * flops_per_sample / 1e9;
+      p.elapsed_s = seconds_since(started);
+      const double steps_per_s = window > 0 ? static_cast<double>(log_every) / window : 0;
+      p.eta_s = steps_per_s > 0 ? static_cast<double>(total - step) / steps_per_s : 0;
+      p.image_phase = image_phase;
+      p.autoencoder_phase = ae_phase;
+      window_start = std::chrono::steady_clock::now();
+      window_samples = 0;
+      if (on_progress && !on_progress(p)) stop_requested = true;
+    };
 
+    // ---- phase 1: the autoencoder --------------------------------------------------------
+    if (ae && !state.ae_ready) {
+      ae->train();
+      const int64_t log_every = std::max<int64_t>(1, std::min(config.log_every, config.ae_steps));
+      while (state.ae_step < config.ae_steps && !out_of_budget()) {
+        Batch batch = ae_batch(config, state.ae_step, 0);
+        auto x = batch.x0.squeeze(2).to(device);
+        auto z = ae->encode_frames(x);
+        if (config.ae_latent_noise > 0) {
+          at::Generator gen = at::detail::createCPUGenerator(mix(config.seed, static_cast<uint64_t>(state.ae_step), 5));
+          auto scale = z.detach().std({0, 2, 3}, true, true) * config.ae_latent_noise;
+          z = z + scale * torch::randn(z.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat32)).to(device);
+        }
+        auto rec = ae->decode_frames(z);
+        auto diff = rec - x;
+        auto err = diff.abs() + diff.pow(2);
+        auto w = batch.weight.defined() ? batch.weight.squeeze(2).to(device) : torch::ones_like(x.narrow(1, 0, 1));
+        auto loss = (err * w).sum() / (w.sum() * 3);
+        for (auto& p : params)
+          if (p.value.grad().defined()) p.value.mutable_grad().zero_();
+        loss.backward();
+        if (config.grad_clip > 0) torch::nn::utils::clip_grad_norm_(ae_values, config.grad_clip);
+        adam_update(params, config, ae_learning_rate(config, state.ae_step), state.ae_step + 1);
+        const double l = loss.item<double>();
+        if (!std::isfinite(l))
+          return make_error(Errc::internal, "autoencoder loss became " + fmt(l) + " at step " +
+                                                std::to_string(state.ae_step) + "; lower autoencoder.lr");
+        state.ae_loss = state.ae_step == 0 ? l : 0.98 * state.ae_loss + 0.02 * l;
+        ++state.ae_step;
+        window_samples += x.size(0);
+        if (state.ae_step % config.checkpoint_every == 0 && state.ae_step < config.ae_steps)
+          REEL_RETURN_IF_ERROR(save_checkpoint(checkpoint, params, buffers, state, config));
+        if (state.ae_step % log_every == 0 || state.ae_step == config.ae_steps)
+          report(state.ae_step, config.ae_steps, state.ae_loss, true, true, log_every, 0);
+      }
+      if (state.ae_step >= config.ae_steps) {
+        // The autoencoder is done: its EMA weights become the weights, the latent statistics
+        // are measured on frames of its own stream, and it is frozen.
+        torch::NoGradGuard no_grad;
+        for (auto& p : params)
+          if (p.name.rfind(std::string(kAutoencoderPrefix) + ".", 0) == 0) p.value.copy_(p.ema);
+        ae->eval();
+        std::vector<at::Tensor> raw;
+        for (int i = 0; i < 8; ++i) raw.push_back(ae->encode_frames(ae_batch(config, i, 3).x0.squeeze(2).to(device)));
+        ae->set_statistics(torch::cat(raw));
+        state.ae_ready = true;
+        REEL_RETURN_IF_ERROR(save_checkpoint(checkpoint, params, buffers, state, config));
+      }
+    }
+    if (ae) {
+      ae->eval();
+      for (auto& p : ae->parameters()) {
+        p.mutable_grad().reset();  // a defined (zero) gradient would let AdamW keep moving it
+        p.set_requires_grad(false);
+      }
+      result.ae_psnr = ae_psnr(config, ae, device);
+    }
+
+    // ---- phase 2: the DiT ----------------------------------------------------------------
+    const int64_t cell = ae ? config.ae.factor() : 1;
+    const int64_t channels = config.dit.in_channels;
+    ClipPool pool;
+    if ((!ae || state.ae_ready) && state.step < config.steps && !out_of_budget() && ae && config.pool_clips > 0) {
+      const auto t0 = std::chrono::steady_clock::now();
+      pool = build_pool(config, ae, device);
+      result.pool_seconds = seconds_since(t0);
+      window_start = std::chrono::steady_clock::now();
+    }
+    const double clip_flops = 6.0 * dit->forward_flops(config.frames, config.height / cell, config.width / cell);
+    while ((!ae || state.ae_ready) && state.step < config.steps && !out_of_budget()) {
+      const int64_t step = state.step;
       const bool image_phase = step < image_steps;
-      Batch batch = make_batch(config, step, image_phase);
+      Batch batch = pool.latents.defined() && !image_phase ? pool_batch(config, pool, step)
+                                                           : make_batch(config, step, image_phase, channels, cell);
       auto ids = model->text_encoder->token_ids(batch.prompts);
       if (!ids) return make_error(Errc::internal, "the training grammar produced an unreadable prompt: " + ids.error().message);
 
       auto x0 = batch.x0.to(device);
+      at::Tensor weight = batch.weight;
+      if (ae && (!pool.latents.defined() || image_phase)) {
+        torch::NoGradGuard no_grad;
+        x0 = ae->encode(x0);
+        weight = latent_weight(weight, cell);
+      }
       auto noise = batch.noise.to(device);
       auto sigma = batch.sigma.to(device);
       const auto s5 = sigma.view({sigma.size(0), 1, sigma.size(1), 1, 1});
@@ -558,8 +897,8 @@ Expected<TrainResult> train(const TrainConfig& config, const TrainOptions& optio
       auto target = config.prediction == Prediction::sample ? x0 : noise - x0;
       auto err = (pred - target).pow(2);
       at::Tensor loss;
-      if (batch.weight.defined()) {
-        auto w = batch.weight.to(device);
+      if (weight.defined()) {
+        auto w = weight.to(device);
         loss = (err * w).sum() / (w.sum() * err.size(1));
       } else {
         loss = err.mean();
@@ -567,55 +906,27 @@ Expected<TrainResult> train(const TrainConfig& config, const TrainOptions& optio
       for (auto& p : params)
         if (p.value.grad().defined()) p.value.mutable_grad().zero_();
       loss.backward();
-      if (config.grad_clip > 0) torch::nn::utils::clip_grad_norm_(values, config.grad_clip);
-
-      {
-        torch::NoGradGuard no_grad;
-        const double lr = learning_rate(config, step);
-        const double t = static_cast<double>(step + 1);
-        const double bc1 = 1.0 - std::pow(config.beta1, t), bc2 = 1.0 - std::pow(config.beta2, t);
-        const double decay = std::min(config.ema_decay, (1.0 + static_cast<double>(step)) / (10.0 + static_cast<double>(step)));
-        for (auto& p : params) {
-          const auto& g = p.value.grad();
-          if (!g.defined()) continue;
-          p.m.mul_(config.beta1).add_(g, 1.0 - config.beta1);
-          p.v.mul_(config.beta2).addcmul_(g, g, 1.0 - config.beta2);
-          if (p.decay && config.weight_decay > 0) p.value.mul_(1.0 - lr * config.weight_decay);
-          p.value.addcdiv_(p.m, (p.v / bc2).sqrt_().add_(config.adam_eps), -lr / bc1);
-          p.ema.mul_(decay).add_(p.value, 1.0 - decay);
-        }
-      }
+      if (config.grad_clip > 0) torch::nn::utils::clip_grad_norm_(dit_values, config.grad_clip);
+      adam_update(params, config, learning_rate(config, step), step + 1);
       const double l = loss.item<double>();
       if (!std::isfinite(l))
         return make_error(Errc::internal, "loss became " + fmt(l) + " at step " + std::to_string(step) +
                                               "; lower train.lr or raise train.warmup");
-      loss_avg = step == 0 ? l : 0.98 * loss_avg + 0.02 * l;
-      ++step;
+      state.loss = step == 0 ? l : 0.98 * state.loss + 0.02 * l;
+      ++state.step;
       window_samples += batch.x0.size(0);
 
-      if (step % config.checkpoint_every == 0 && step < config.steps)
-        REEL_RETURN_IF_ERROR(save_checkpoint(checkpoint, params, step, loss_avg, config));
-      if (step % config.log_every == 0 || step == config.steps) {
-        TrainProgress p;
-        p.step = step;
-        p.total = config.steps;
-        p.loss = loss_avg;
-        const double window = seconds_since(window_start);
-        p.samples_per_s = window > 0 ? static_cast<double>(window_samples) / window : 0;
-        p.elapsed_s = seconds_since(started);
-        const double steps_per_s = window > 0 ? static_cast<double>(config.log_every) / window : 0;
-        p.eta_s = steps_per_s > 0 ? static_cast<double>(config.steps - step) / steps_per_s : 0;
-        p.image_phase = image_phase;
-        window_start = std::chrono::steady_clock::now();
-        window_samples = 0;
-        if (on_progress && !on_progress(p)) stop_requested = true;
-      }
+      if (state.step % config.checkpoint_every == 0 && state.step < config.steps)
+        REEL_RETURN_IF_ERROR(save_checkpoint(checkpoint, params, buffers, state, config));
+      if (state.step % config.log_every == 0 || state.step == config.steps)
+        report(state.step, config.steps, state.loss, image_phase, false, config.log_every,
+               image_phase ? clip_flops / config.frames : clip_flops);
     }
 
-    if (step > first_step || options.resume.empty())
-      REEL_RETURN_IF_ERROR(save_checkpoint(checkpoint, params, step, loss_avg, config));
+    if (steps_this_run() > 0 || options.resume.empty())
+      REEL_RETURN_IF_ERROR(save_checkpoint(checkpoint, params, buffers, state, config));
 
-    // The written model carries the EMA weights.
+    // The written model carries the EMA weights (the autoencoder's are its weights once done).
     auto exported = make_untrained(config);
     if (!exported) return exported.error();
     {
@@ -625,15 +936,24 @@ Expected<TrainResult> train(const TrainConfig& config, const TrainOptions& optio
       for (auto& p : exported->dit->named_parameters()) p.value().copy_(ema.at(p.key()).cpu());
       for (auto& p : exported->text_encoder->model()->named_parameters())
         p.value().copy_(ema.at(std::string(kTextEncoderPrefix) + "." + p.key()).cpu());
+      if (ae) {
+        auto out_ae = std::dynamic_pointer_cast<LatentDecoder>(exported->decoder)->model();
+        for (auto& p : out_ae->named_parameters())
+          p.value().copy_(ema.at(std::string(kAutoencoderPrefix) + "." + p.key()).cpu());
+        out_ae->latent_mean.copy_(ae->latent_mean.cpu());
+        out_ae->latent_std.copy_(ae->latent_std.cpu());
+        out_ae->eval();
+      }
     }
     exported->dit->eval();
     exported->text_encoder->model()->eval();
     exported->source = options.out;
     REEL_RETURN_IF_ERROR(save_t2v(*exported, options.out));
 
-    result.step = step;
-    result.finished = step >= config.steps;
-    result.loss = loss_avg;
+    result.step = state.step;
+    result.ae_step = state.ae_step;
+    result.finished = state.step >= config.steps;
+    result.loss = state.loss;
     result.seconds = seconds_since(started);
     return result;
   } catch (const c10::Error& e) {

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "base/expected.hpp"
+#include "models/autoencoder.hpp"
 #include "models/dit_config.hpp"
 #include "models/scheduler.hpp"
 #include "models/t2v_model.hpp"
@@ -34,6 +35,18 @@ struct TrainConfig {
   DiTConfig dit;                // "model.*"; in/out channels 3 (pixels), text_dim = text.dim
   WordEncoderConfig text;       // "text_encoder.*"
   Prediction prediction = Prediction::sample;  // "model.prediction": sample (x0) or velocity
+
+  // "autoencoder.*": a learned latent autoencoder, trained first (latent_channels 0: the DiT
+  // works on pixels). The DiT then trains on its normalised latents.
+  AutoencoderConfig ae;
+  int64_t ae_steps = 2000;      // "autoencoder.steps": optimiser steps; default 2000
+  int ae_batch = 32;            // "autoencoder.batch": frames per step; default 32
+  double ae_lr = 2e-3;          // "autoencoder.lr": peak learning rate (cosine to 5%); default 2e-3
+  double ae_latent_noise = 0.05;  // "autoencoder.latent_noise": decoder input noise, in latent stds; default 0.05
+  double ae_object_weight = 4.0;  // "autoencoder.object_weight": loss weight of object pixels; default 4
+  // "autoencoder.init": a model file whose trained autoencoder (same config) is taken as it is,
+  // skipping the autoencoder phase: new DiTs over an existing latent space. Default: none.
+  std::string ae_init;
 
   // "data.*": the clips drawn from the shapes world.
   int width = 32, height = 32;  // pixels; default 32x32
@@ -59,6 +72,10 @@ struct TrainConfig {
   double text_dropout = 0.1;    // samples trained unconditioned (zero text), for guidance; default 0.1
   double object_weight = 1.0;   // loss weight of object pixels relative to background; default 1
   uint64_t seed = 0;            // data, noise and initialisation; default 0
+  // Clips rendered and encoded once, before the DiT phase, and drawn from at random by every
+  // step (0: every step renders and encodes its own clips). Noise, noise levels and text
+  // dropout are still drawn per step.
+  int64_t pool_clips = 0;       // "train.pool_clips"; default 0
   int64_t checkpoint_every = 500;  // steps between checkpoints; default 500
   int64_t log_every = 50;          // steps between progress reports; default 50
 
@@ -89,13 +106,18 @@ struct TrainProgress {
   int64_t step = 0, total = 0;
   double loss = 0;            // running mean of recent losses
   double samples_per_s = 0;   // clips (or frames in the image phase) per second, recent
+  double gflops = 0;          // DiT training GFLOP/s at that rate (forward and backward), recent
   double elapsed_s = 0;       // this invocation
   double eta_s = 0;           // to config.steps at the recent rate
   bool image_phase = false;
+  bool autoencoder_phase = false;  // step and total then count the autoencoder's steps
 };
 
 struct TrainResult {
-  int64_t step = 0;           // steps done in total (resumed ones included)
+  int64_t step = 0;           // DiT steps done in total (resumed ones included)
+  int64_t ae_step = 0;        // autoencoder steps done in total
+  double ae_psnr = 0;         // autoencoder reconstruction PSNR on held-out frames (dB), 0 without one
+  double pool_seconds = 0;    // time spent rendering and encoding the clip pool in this invocation
   bool finished = false;      // reached config.steps (otherwise stopped by a budget or request)
   double loss = 0;            // running mean at the end
   double seconds = 0;         // wall time of this invocation
@@ -115,6 +137,11 @@ using TrainCallback = std::function<bool(const TrainProgress&)>;
 
 // The untrained model a config describes (its DiT and text encoder initialised from the seed).
 [[nodiscard]] Expected<T2VModel> make_untrained(const TrainConfig& config);
+
+// One progress line, as `reel train` and reel-train print it (no newline).
+[[nodiscard]] std::string format_progress(const TrainProgress& p);
+// The closing line of a run (no newline).
+[[nodiscard]] std::string format_result(const TrainResult& r);
 
 // "1h02m", "3m05s", "12s".
 [[nodiscard]] std::string format_duration(double seconds);

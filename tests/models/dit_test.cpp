@@ -163,6 +163,31 @@ TEST(VideoDiT, SaveThenLoadGivesTheSameOutputs) {
   EXPECT_TRUE(torch::equal(model->forward(in.x, t, in.text), (*loaded)->forward(in.x, t, in.text)));
 }
 
+TEST(VideoDiT, AbsolutePositionsAreOneSinusoidPerAxisAndSurviveSaveAndLoad) {
+  torch::NoGradGuard no_grad;
+  auto cfg = testing::small_dit_config(2, false);
+  cfg.abs_pos = true;
+  torch::manual_seed(1);
+  VideoDiT model(cfg);
+  auto pos = model->position_embedding({3, 2, 4});
+  ASSERT_EQ(pos.sizes(), (std::vector<int64_t>{24, 48}));
+  // Frame axis first (48 - 4 * 8 = 16 wide): tokens of one frame share it, frames differ.
+  EXPECT_TRUE(torch::equal(pos[0].narrow(0, 0, 16), pos[7].narrow(0, 0, 16)));
+  EXPECT_FALSE(torch::equal(pos[0].narrow(0, 0, 16), pos[8].narrow(0, 0, 16)));
+  EXPECT_TRUE(torch::equal(pos[1].narrow(0, 16, 16), pos[9].narrow(0, 16, 16)));  // same row, next frame
+  EXPECT_NEAR(pos[0][8].item<float>(), 1.0f, 1e-6);  // cos(0) in the frame axis' second half
+
+  auto path = (std::filesystem::temp_directory_path() / ("reel_abspos_" + std::to_string(::getpid()) + ".safetensors")).string();
+  ASSERT_TRUE(save_dit(model, path).ok());
+  auto loaded = load_dit(path);
+  std::filesystem::remove(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_TRUE((*loaded)->config().abs_pos);
+  auto in = inputs(cfg, 1, 2);
+  auto t = torch::tensor({400.0});
+  EXPECT_TRUE(torch::equal(model->forward(in.x, t, in.text), (*loaded)->forward(in.x, t, in.text)));
+}
+
 TEST(VideoDiT, LoadingAFileThatIsNotADiTNamesTheMissingTensor) {
   auto path = (std::filesystem::temp_directory_path() / ("reel_notdit_" + std::to_string(::getpid()) + ".safetensors")).string();
   ASSERT_TRUE(save_safetensors(path, {{"foo", torch::ones({2})}}).ok());

@@ -33,9 +33,12 @@ inline DiTConfig small_dit_config(int layers = 4, bool convolutions = true) {
 
 // small_dit_config() with weights drawn from `seed`, in eval mode. The refinement starts as the
 // identity; its output layer is made random so that neighbouring rows matter.
-inline VideoDiT small_dit(uint64_t seed = 7) {
+// With `abs_pos`, the same weights with the fixed position embedding switched on.
+inline VideoDiT small_dit(uint64_t seed = 7, bool abs_pos = false) {
   torch::manual_seed(static_cast<int64_t>(seed));
-  VideoDiT dit(small_dit_config());
+  auto cfg = small_dit_config();
+  cfg.abs_pos = abs_pos;
+  VideoDiT dit(cfg);
   torch::NoGradGuard no_grad;
   dit->refine_out->weight.normal_(0.0, 0.1);
   dit->refine_out->bias.normal_(0.0, 0.1);

@@ -112,6 +112,22 @@ TEST(PipeFusion, FullWarmUpEqualsSequentialSampling) {
   }
 }
 
+// Absolute positions are added to whatever tokens a patch holds (a run of frames, or the same
+// rows of every frame): with full warm-up PipeFusion still equals sequential sampling, and the
+// embedding does change the result.
+TEST(PipeFusion, FullWarmUpEqualsSequentialSamplingWithAbsolutePositions) {
+  auto dit = models::testing::small_dit(7, /*abs_pos=*/true);
+  auto plain = models::testing::small_dit(7, /*abs_pos=*/false);
+  auto cond = make_conditioning(1);
+  auto opts = options(4);
+  auto reference = sequential(dit, Prediction::velocity, cond, kShape, opts);
+  EXPECT_FALSE(torch::allclose(reference, sequential(plain, Prediction::velocity, cond, kShape, opts)));
+  for (auto split : {PatchSplit::frames, PatchSplit::rows}) {
+    auto got = pipefusion(dit, Prediction::velocity, cond, kShape, opts, plan(2, 4, split, 4));
+    EXPECT_TRUE(torch::equal(got, reference)) << patch_split_name(split);
+  }
+}
+
 // Stale K/V perturbs each asynchronous step a little; the last steps weigh most (the final
 // step returns the x0 prediction itself), so more warm-up means fewer perturbed steps and a
 // smaller error. Measured on this model (8 steps): frames 0.45% at W=1, 0.42% at W=3, 0.37% at
