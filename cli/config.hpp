@@ -14,7 +14,7 @@ struct Config {
   std::string path;  // file this came from ("" for built-in defaults)
   int threads = 0;
   std::string zoo = "models/zoo";
-  std::string model = "shapes-s";
+  std::string model = "shapes-m";
   std::optional<int> frames, steps, fps;
   std::optional<std::string> size, solver;
   std::optional<double> guidance, shift;

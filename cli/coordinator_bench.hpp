@@ -15,7 +15,7 @@
 namespace reel::cli {
 
 struct CoordinatorBenchArgs {
-  std::string model;          // zoo name or path; default: the configured model (shapes-s)
+  std::string model;          // zoo name or path; default: the configured model (shapes-m)
   int threads = 0;            // compute threads of both paths (0 = all cores)
   int repeats = 5;            // timed runs of each path, after one warm-up each
   int frames = 0;             // 0: the model's default

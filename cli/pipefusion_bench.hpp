@@ -24,7 +24,7 @@
 namespace reel::cli {
 
 struct PipeFusionBenchArgs {
-  std::string model;             // zoo name or .safetensors path; default: the config's (shapes-s)
+  std::string model;             // zoo name or .safetensors path; default: the config's (shapes-m)
   // A random-weight DiT instead of a zoo model: "medium" = D=512, 8 blocks, 1,024 tokens (16
   // frames of 32x32 pixels); --dim, --blocks, --frames, --height, --width set or override sizes.
   std::string preset;            // "" (a zoo model unless a size is given) or "medium"; default ""

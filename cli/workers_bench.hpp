@@ -20,7 +20,7 @@
 namespace reel::cli {
 
 struct WorkersBenchArgs {
-  std::string model;             // zoo name or path; default: the config's (shapes-s)
+  std::string model;             // zoo name or path; default: the config's (shapes-m)
   std::string zoo;               // default: the config's
   int workers = 2;               // K; default 2
   int fifo_frames = 24;          // frames of the FIFO video; default 24

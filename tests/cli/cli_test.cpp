@@ -594,7 +594,7 @@ TEST_F(ReelCli, TheCacheEmbedderIsChosenAndItsEntriesServeOnlyIt) {
   auto second = run(" --cache-embedder text-encoder");
   EXPECT_NE(second.find("cache hit (whole, similarity 1.000)"), std::string::npos) << second;
   // Naming the model is the same embedder when it is the model that runs.
-  auto named = run(" --cache-embedder text-encoder:shapes-s");
+  auto named = run(" --cache-embedder text-encoder:shapes-m");  // the default model
   EXPECT_NE(named.find("cache hit (whole, similarity 1.000)"), std::string::npos) << named;
   // The n-gram embedder (the default) never sees the text encoder's entries, nor they its.
   auto ngram = run("");
