@@ -203,7 +203,7 @@ at::Tensor VideoDiTImpl::refine(const at::Tensor& y) {
 at::Tensor VideoDiTImpl::position_embedding(const TokenGrid& grid) const {
   // Per axis, sin and cos of position * 10000^(-k / half) for k < half, as the original
   // Transformer's; the axes take the widths RoPE gives them (frame, row, column).
-  const auto axes = std::array<int64_t, 3>{cfg_.dim - 4 * (cfg_.dim / 6), 2 * (cfg_.dim / 6), 2 * (cfg_.dim / 6)};
+  const auto axes = DiTConfig::axis_widths(cfg_.dim);
   const std::array<int64_t, 3> sizes = {grid.f, grid.h, grid.w};
   std::array<at::Tensor, 3> tables;
   for (int a = 0; a < 3; ++a) {

@@ -41,11 +41,11 @@ struct DiTConfig {
   bool abs_pos = false;                  // default false (off)
 
   [[nodiscard]] int64_t head_dim() const { return dim / num_heads; }
-  // Head dimension split over (frame, row, column) rotary axes, as Wan: d - 4*(d/6), 2*(d/6), 2*(d/6).
-  [[nodiscard]] std::array<int64_t, 3> rope_axes() const {
-    int64_t d = head_dim();
-    return {d - 4 * (d / 6), 2 * (d / 6), 2 * (d / 6)};
-  }
+  // A width d split over the (frame, row, column) axes, as Wan splits a head for RoPE:
+  // d - 4*(d/6), 2*(d/6), 2*(d/6).
+  [[nodiscard]] static std::array<int64_t, 3> axis_widths(int64_t d) { return {d - 4 * (d / 6), 2 * (d / 6), 2 * (d / 6)}; }
+  // Head dimension split over the rotary axes.
+  [[nodiscard]] std::array<int64_t, 3> rope_axes() const { return axis_widths(head_dim()); }
   [[nodiscard]] int64_t patch_volume() const { return patch[0] * patch[1] * patch[2]; }
   // Channels the patch embedding sees: the input, plus the stem's when there is one.
   [[nodiscard]] int64_t patch_in_channels() const { return in_channels + stem_channels; }

@@ -96,7 +96,18 @@ Setter numeric(Field field) {
     return {};
   };
 }
+// A true/false setting.
+template <typename Field>
+Setter boolean(Field field) {
+  return [field](TrainConfig& c, const std::string& k, const std::string& v) -> Status {
+    auto b = to_bool(k, v);
+    if (!b) return b.error();
+    field(c) = *b;
+    return {};
+  };
+}
 #define REEL_FIELD(expr) numeric([](TrainConfig& c) -> auto& { return c.expr; })
+#define REEL_FLAG(expr) boolean([](TrainConfig& c) -> bool& { return c.expr; })
 
 const std::map<std::string, Setter>& setters() {
   static const std::map<std::string, Setter> table = {
@@ -117,20 +128,8 @@ const std::map<std::string, Setter>& setters() {
       {"model.layers", REEL_FIELD(dit.num_layers)},
       {"model.stem_channels", REEL_FIELD(dit.stem_channels)},
       {"model.refine_channels", REEL_FIELD(dit.refine_channels)},
-      {"model.abs_pos",
-       [](TrainConfig& c, const std::string& k, const std::string& v) -> Status {
-         auto b = to_bool(k, v);
-         if (!b) return b.error();
-         c.dit.abs_pos = *b;
-         return {};
-       }},
-      {"model.qk_norm",
-       [](TrainConfig& c, const std::string& k, const std::string& v) -> Status {
-         auto b = to_bool(k, v);
-         if (!b) return b.error();
-         c.dit.qk_norm = *b;
-         return {};
-       }},
+      {"model.abs_pos", REEL_FLAG(dit.abs_pos)},
+      {"model.qk_norm", REEL_FLAG(dit.qk_norm)},
       {"model.prediction",
        [](TrainConfig& c, const std::string& k, const std::string& v) -> Status {
          auto p = parse_prediction(v);
@@ -196,6 +195,7 @@ const std::map<std::string, Setter>& setters() {
   return table;
 }
 #undef REEL_FIELD
+#undef REEL_FLAG
 
 // The base config every file starts from: a small pixel-space model over the shapes world.
 TrainConfig base_config() {
@@ -677,7 +677,7 @@ double ae_psnr(const TrainConfig& c, LatentAutoencoder& ae, const torch::Device&
 
 std::string format_progress(const TrainProgress& p) {
   char buf[256];
-  const char* unit = p.autoencoder_phase ? "frames" : p.image_phase ? "frames" : "clips";
+  const char* unit = p.image_phase ? "frames" : "clips";  // the autoencoder phase is an image phase
   std::snprintf(buf, sizeof buf, "%sstep %lld/%lld  loss %.5f  %.1f %s/s", p.autoencoder_phase ? "autoencoder " : "",
                 static_cast<long long>(p.step), static_cast<long long>(p.total), p.loss, p.samples_per_s, unit);
   std::string out = buf;
@@ -767,7 +767,7 @@ Expected<TrainResult> train(const TrainConfig& config, const TrainOptions& optio
       const size_t first_ae = params.size();
       add(std::string(kAutoencoderPrefix) + ".", ae->named_parameters());
       for (size_t i = first_ae; i < params.size(); ++i) ae_values.push_back(params[i].value);
-      buffers = {{"vae.latent_mean", ae->latent_mean}, {"vae.latent_std", ae->latent_std}};
+      for (const auto& b : ae->named_buffers()) buffers.emplace_back(std::string(kAutoencoderPrefix) + "." + b.key(), b.value());
     }
 
     if (!options.resume.empty()) REEL_RETURN_IF_ERROR(load_checkpoint(options.resume, params, buffers, state, config));
@@ -866,7 +866,7 @@ Expected<TrainResult> train(const TrainConfig& config, const TrainOptions& optio
     const int64_t cell = ae ? config.ae.factor() : 1;
     const int64_t channels = config.dit.in_channels;
     ClipPool pool;
-    if ((!ae || state.ae_ready) && state.step < config.steps && !out_of_budget() && ae && config.pool_clips > 0) {
+    if (ae && state.ae_ready && config.pool_clips > 0 && state.step < config.steps && !out_of_budget()) {
       const auto t0 = std::chrono::steady_clock::now();
       pool = build_pool(config, ae, device);
       result.pool_seconds = seconds_since(t0);
