@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 #include <filesystem>
 #include <fstream>
 
@@ -197,6 +198,25 @@ Expected<at::Tensor> SafeTensors::get(const std::string& name) const {
 Status check_finite(const SafeTensors& file, const std::string& name, const at::Tensor& t) {
   if (t.isfinite().all().item<bool>()) return {};
   return make_error(Errc::corrupt_data, file.path() + ": tensor '" + name + "' holds NaN or infinite values");
+}
+
+Status copy_weight(const SafeTensors& file, const std::string& name, const at::Tensor& param, const std::string& owner) {
+  const TensorRecord* record = file.record(name);
+  if (record == nullptr) return make_error(Errc::corrupt_data, file.path() + ": missing tensor '" + name + "'");
+  if (at::IntArrayRef(record->shape) != param.sizes()) {
+    std::ostringstream os;
+    os << file.path() << ": tensor '" << name << "' has shape " << at::IntArrayRef(record->shape) << ", " << owner
+       << " expects " << param.sizes();
+    return make_error(Errc::corrupt_data, os.str());
+  }
+  auto tensor = file.get(name);
+  if (!tensor) return tensor.error();
+  if (!at::isFloatingType(tensor->scalar_type()))
+    return make_error(Errc::corrupt_data, file.path() + ": tensor '" + name + "' is not floating point");
+  REEL_RETURN_IF_ERROR(check_finite(file, name, *tensor));
+  torch::NoGradGuard no_grad;
+  param.copy_(tensor->to(param.scalar_type()));
+  return {};
 }
 
 Status save_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,

@@ -57,6 +57,12 @@ class SafeTensors {
 // an infinity: weights like that would show up only later, as a video of NaNs.
 [[nodiscard]] Status check_finite(const SafeTensors& file, const std::string& name, const at::Tensor& t);
 
+// Copies tensor `name` of `file` into `param` (converted to param's dtype). corrupt_data naming
+// the file and the tensor when the file lacks it, its shape is not param's (the message says
+// "`owner` expects ..."), it is not floating point, or it holds NaN or infinity.
+[[nodiscard]] Status copy_weight(const SafeTensors& file, const std::string& name, const at::Tensor& param,
+                                 const std::string& owner);
+
 // Writes tensors (any of the supported dtypes; contiguous copies are made as needed) in the
 // order given, with optional string metadata. Written to `<path>.tmp` and renamed, so a failed
 // write leaves no file at `path`.

@@ -185,20 +185,7 @@ Status WordTextEncoderImpl::load_from(const SafeTensors& file, const std::string
     std::set<std::string> used;
     for (auto& param : named_parameters()) {
       const std::string name = join(prefix, param.key());
-      const TensorRecord* record = file.record(name);
-      if (record == nullptr) return make_error(Errc::corrupt_data, file.path() + ": missing tensor '" + name + "'");
-      if (at::IntArrayRef(record->shape) != param.value().sizes()) {
-        std::ostringstream os;
-        os << file.path() << ": tensor '" << name << "' has shape " << at::IntArrayRef(record->shape)
-           << ", the text encoder expects " << param.value().sizes();
-        return make_error(Errc::corrupt_data, os.str());
-      }
-      auto tensor = file.get(name);
-      if (!tensor) return tensor.error();
-      if (!at::isFloatingType(tensor->scalar_type()))
-        return make_error(Errc::corrupt_data, file.path() + ": tensor '" + name + "' is not floating point");
-      REEL_RETURN_IF_ERROR(check_finite(file, name, *tensor));
-      param.value().copy_(tensor->to(at::kFloat));
+      REEL_RETURN_IF_ERROR(copy_weight(file, name, param.value(), "the text encoder"));
       used.insert(name);
     }
     if (!prefix.empty())

@@ -12,6 +12,8 @@ packages=(
   # models: LibTorch (CPU) and a fast BLAS. Debian's LibTorch links the reference BLAS by
   # default (about 5 GFLOP/s for a 512x512 sgemm); OpenBLAS with OpenMP makes it 20x faster.
   libtorch-dev libopenblas0-openmp
+  # models: the umT5 tokenizer (sentencepiece; its trainer is used by the tests)
+  libsentencepiece-dev
   # codecs and the cache
   libzstd-dev librocksdb-dev libhnswlib-dev
   # video: FFmpeg's libraries for MP4, OpenCV for PNG; ffprobe for tests
