@@ -141,6 +141,10 @@ ConditionEmbedderImpl::ConditionEmbedderImpl(const DiTConfig& cfg) {
   time_embedder = register_module("time_embedder", TwoLayerMlp(cfg.freq_dim, cfg.dim, cfg.dim));
   time_proj = register_module("time_proj", torch::nn::Linear(cfg.dim, 6 * cfg.dim));
   text_embedder = register_module("text_embedder", TwoLayerMlp(cfg.text_dim, cfg.dim, cfg.dim));
+  if (cfg.text_time) {
+    text_pool = register_module("text_pool", torch::nn::Linear(cfg.dim, cfg.dim));
+    frame_embedder = register_module("frame_embedder", torch::nn::Linear(cfg.freq_dim, cfg.dim));
+  }
 }
 
 FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t hidden) {
@@ -229,8 +233,8 @@ DiTState VideoDiTImpl::embed(const at::Tensor& x, const at::Tensor& t, const at:
   DiTState st;
   st.grid = {x.size(2) / cfg_.patch[0], x.size(3) / cfg_.patch[1], x.size(4) / cfg_.patch[2]};
   st.tokens = patchify(x);  // [B, S, D]
+  st.context = embed_text(text);  // [B, Lt, D]; a text_time model's time embedding reads it
   embed_time(st, t, x.size(0), x.size(2));
-  st.context = embed_text(text);  // [B, Lt, D]
   auto rope = rope_tables(st.grid, cfg_.rope_axes(), cfg_.rope_theta);
   st.rope_cos = rope.cos.to(x.device());
   st.rope_sin = rope.sin.to(x.device());
@@ -259,7 +263,14 @@ void VideoDiTImpl::embed_time(DiTState& st, const at::Tensor& t, int64_t batch, 
 
   auto& ce = *condition_embedder;
   auto sinusoid = timestep_embedding(tf, cfg_.freq_dim);  // [B, Ft, freq_dim]
-  st.time_emb = ce.time_embedder->linear_2(torch::silu(ce.time_embedder->linear_1(sinusoid)));  // [B, Ft, D]
+  at::Tensor hidden = ce.time_embedder->linear_1(sinusoid);  // [B, Ft, D]
+  if (cfg_.text_time) {
+    TORCH_CHECK(st.context.defined() && st.context.size(0) == batch, "a text_time model embeds time after the text");
+    auto frames = torch::arange(st.grid.f, torch::TensorOptions().dtype(torch::kFloat64)).to(sinusoid.device());
+    hidden = hidden + ce.text_pool(st.context.mean(1)).unsqueeze(1) +                        // [B, 1, D]
+             ce.frame_embedder(timestep_embedding(frames, cfg_.freq_dim)).unsqueeze(0);  // [1, Ft, D]
+  }
+  st.time_emb = ce.time_embedder->linear_2(torch::silu(hidden));  // [B, Ft, D]
   st.time_mod = ce.time_proj(torch::silu(st.time_emb)).unflatten(2, {6, cfg_.dim});          // [B, Ft, 6, D]
 }
 

@@ -101,6 +101,9 @@ class ConditionEmbedderImpl : public torch::nn::Module {
   TwoLayerMlp time_embedder{nullptr};  // freq_dim -> D, SiLU
   torch::nn::Linear time_proj{nullptr};  // D -> 6 D, after SiLU
   TwoLayerMlp text_embedder{nullptr};  // text_dim -> D, GELU-tanh
+  // text_time models only (else null): the mean embedded text row, D -> D, and the frame
+  // index's sinusoid, freq_dim -> D, both added to time_embedder's hidden layer.
+  torch::nn::Linear text_pool{nullptr}, frame_embedder{nullptr};
 };
 TORCH_MODULE(ConditionEmbedder);
 
@@ -142,7 +145,8 @@ class VideoDiTImpl : public torch::nn::Module {
   // the box does not touch the frame's edge and the model has a stem), which only the stem sees.
   at::Tensor patchify(const at::Tensor& x, int64_t rows_above = 0, int64_t rows_below = 0);
   // Fills state.time_emb and state.time_mod from timesteps t ([B], or [B, F] per latent frame of
-  // a latent with `latent_frames` frames); state.grid must be set.
+  // a latent with `latent_frames` frames); state.grid must be set, and state.context too for
+  // text_time models.
   void embed_time(DiTState& state, const at::Tensor& t, int64_t batch, int64_t latent_frames);
   // The embedded text [B, text_len, D] of text [B, L, text_dim], zero-padded to text_len.
   at::Tensor embed_text(const at::Tensor& text);

@@ -104,6 +104,7 @@ std::map<std::string, std::string> DiTConfig::to_metadata() const {
   if (stem_channels > 0) md["stem_channels"] = std::to_string(stem_channels);
   if (refine_channels > 0) md["refine_channels"] = std::to_string(refine_channels);
   if (abs_pos) md["abs_pos"] = "true";
+  if (text_time) md["text_time"] = "true";  // informative: loading detects it from the weights
   return md;
 }
 
@@ -158,6 +159,10 @@ Expected<DiTConfig> detect_dit_config(const SafeTensors& weights) {
   while (shapes.count("blocks." + std::to_string(cfg.num_layers) + ".scale_shift_table")) ++cfg.num_layers;
   cfg.qk_norm = shapes.count("blocks.0.attn1.norm_q.weight") != 0;
   cfg.cross_attn_norm = shapes.count("blocks.0.norm2.weight") != 0;
+  cfg.text_time = shapes.count("condition_embedder.text_pool.weight") != 0;
+  if (cfg.text_time != (shapes.count("condition_embedder.frame_embedder.weight") != 0))
+    return make_error(Errc::corrupt_data, weights.path() + ": condition_embedder has one of text_pool and "
+                                                           "frame_embedder without the other");
   cfg.num_heads = std::max<int64_t>(1, cfg.dim / 128);
 
   const auto& md = weights.metadata();

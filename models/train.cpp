@@ -129,6 +129,7 @@ const std::map<std::string, Setter>& setters() {
       {"model.stem_channels", REEL_FIELD(dit.stem_channels)},
       {"model.refine_channels", REEL_FIELD(dit.refine_channels)},
       {"model.abs_pos", REEL_FLAG(dit.abs_pos)},
+      {"model.text_time", REEL_FLAG(dit.text_time)},
       {"model.qk_norm", REEL_FLAG(dit.qk_norm)},
       {"model.prediction",
        [](TrainConfig& c, const std::string& k, const std::string& v) -> Status {
@@ -175,6 +176,7 @@ const std::map<std::string, Setter>& setters() {
       {"train.per_frame_fraction", REEL_FIELD(per_frame_fraction)},
       {"train.ramp_fraction", REEL_FIELD(ramp_fraction)},
       {"train.text_dropout", REEL_FIELD(text_dropout)},
+      {"train.freeze_text_encoder", REEL_FLAG(freeze_text_encoder)},
       {"train.object_weight", REEL_FIELD(object_weight)},
       {"train.seed", REEL_FIELD(seed)},
       {"train.checkpoint_every", REEL_FIELD(checkpoint_every)},
@@ -454,6 +456,7 @@ std::string TrainConfig::fingerprint() const {
      << ";ema_decay=" << fmt(ema_decay) << ";sigma_shift=" << fmt(sigma_shift)
      << ";per_frame_fraction=" << fmt(per_frame_fraction) << ";ramp_fraction=" << fmt(ramp_fraction)
      << ";text_dropout=" << fmt(text_dropout) << ";object_weight=" << fmt(object_weight) << ";seed=" << seed;
+  if (freeze_text_encoder) os << ";freeze_text_encoder=true";
   if (ae.enabled()) {
     for (const auto& [k, v] : ae.to_metadata("autoencoder")) os << ';' << k << '=' << v;
     os << ";autoencoder.steps=" << ae_steps << ";autoencoder.batch=" << ae_batch << ";autoencoder.lr=" << fmt(ae_lr)
@@ -743,6 +746,10 @@ Expected<TrainResult> train(const TrainConfig& config, const TrainOptions& optio
     text->to(device);
     dit->train();
     text->train();
+    // A frozen encoder's parameters get no gradient, so the optimiser passes them by and their
+    // EMA stays their initial value.
+    if (config.freeze_text_encoder)
+      for (auto& p : text->parameters()) p.set_requires_grad(false);
 
     std::vector<Param> params;
     auto add = [&](const std::string& prefix, const torch::OrderedDict<std::string, at::Tensor>& named) {

@@ -188,6 +188,51 @@ TEST(VideoDiT, AbsolutePositionsAreOneSinusoidPerAxisAndSurviveSaveAndLoad) {
   EXPECT_TRUE(torch::equal(model->forward(in.x, t, in.text), (*loaded)->forward(in.x, t, in.text)));
 }
 
+// text_time: each frame's modulation depends on the prompt and on the frame's place in the
+// window, not on the timestep alone; the weights that carry it are found again on load.
+TEST(VideoDiT, TextTimeModulatesEachFrameByPromptAndFrameIndexAndSurvivesSaveAndLoad) {
+  torch::NoGradGuard no_grad;
+  auto cfg = testing::small_dit_config(2, false);
+  auto in = inputs(cfg, 2, 3);
+  auto t = torch::tensor({400.0, 400.0});  // one level for every frame
+  auto other_text = in.text.clone();
+  other_text[0] = torch::randn_like(other_text[0]);
+
+  torch::manual_seed(1);
+  VideoDiT plain(cfg);
+  auto p = plain->embed(in.x, t, in.text);
+  EXPECT_TRUE(torch::allclose(p.time_mod.select(1, 0), p.time_mod.select(1, 2)));  // frames alike
+  EXPECT_TRUE(torch::equal(p.time_mod, plain->embed(in.x, t, other_text).time_mod));  // prompt unseen
+
+  cfg.text_time = true;
+  torch::manual_seed(1);
+  VideoDiT model(cfg);
+  auto s = model->embed(in.x, t, in.text);
+  ASSERT_EQ(s.time_mod.sizes(), p.time_mod.sizes());
+  EXPECT_FALSE(torch::allclose(s.time_mod.select(1, 0), s.time_mod.select(1, 2)));
+  auto changed = model->embed(in.x, t, other_text).time_mod;
+  EXPECT_FALSE(torch::allclose(changed[0], s.time_mod[0]));  // the changed prompt's sample moves
+  EXPECT_TRUE(torch::equal(changed[1], s.time_mod[1]));      // the other sample does not
+
+  auto path = (std::filesystem::temp_directory_path() / ("reel_texttime_" + std::to_string(::getpid()) + ".safetensors")).string();
+  ASSERT_TRUE(save_dit(model, path).ok());
+  auto loaded = load_dit(path);
+  std::filesystem::remove(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_TRUE((*loaded)->config().text_time);
+  EXPECT_TRUE(torch::equal(model->forward(in.x, t, in.text), (*loaded)->forward(in.x, t, in.text)));
+
+  // One of the two tensors without the other is a damaged file, not a different model.
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& kv : model->named_parameters())
+    if (kv.key().find("frame_embedder") == std::string::npos) tensors.emplace_back(kv.key(), kv.value());
+  ASSERT_TRUE(save_safetensors(path, tensors, cfg.to_metadata()).ok());
+  auto broken = load_dit(path);
+  std::filesystem::remove(path);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.error().message.find("frame_embedder"), std::string::npos) << broken.error().message;
+}
+
 TEST(VideoDiT, LoadingAFileThatIsNotADiTNamesTheMissingTensor) {
   auto path = (std::filesystem::temp_directory_path() / ("reel_notdit_" + std::to_string(::getpid()) + ".safetensors")).string();
   ASSERT_TRUE(save_safetensors(path, {{"foo", torch::ones({2})}}).ok());

@@ -33,11 +33,13 @@ inline DiTConfig small_dit_config(int layers = 4, bool convolutions = true) {
 
 // small_dit_config() with weights drawn from `seed`, in eval mode. The refinement starts as the
 // identity; its output layer is made random so that neighbouring rows matter.
-// With `abs_pos`, the same weights with the fixed position embedding switched on.
-inline VideoDiT small_dit(uint64_t seed = 7, bool abs_pos = false) {
+// With `abs_pos`, the same weights with the fixed position embedding switched on; with
+// `text_time`, the prompt and frame index also condition the modulation (more weights).
+inline VideoDiT small_dit(uint64_t seed = 7, bool abs_pos = false, bool text_time = false) {
   torch::manual_seed(static_cast<int64_t>(seed));
   auto cfg = small_dit_config();
   cfg.abs_pos = abs_pos;
+  cfg.text_time = text_time;
   VideoDiT dit(cfg);
   torch::NoGradGuard no_grad;
   dit->refine_out->weight.normal_(0.0, 0.1);

@@ -248,6 +248,51 @@ TEST_F(Trainer, ResumingWithAnotherConfigIsRefusedNamingTheDifference) {
   EXPECT_EQ(c.error().code, Errc::not_found);
 }
 
+// train.freeze_text_encoder: the written text encoder is the one the run started from (the
+// model a run stopped at step 0 writes), while the DiT trains; with text_time the DiT's
+// prompt and frame weights train too, and the written model loads with them.
+TEST_F(Trainer, AFrozenTextEncoderIsWrittenAsInitialisedWhileTheDiTTrains) {
+  at::set_num_threads(1);
+  auto cfg = tiny_config();
+  cfg.freeze_text_encoder = true;
+  cfg.dit.text_time = true;
+  cfg.steps = 4;
+  TrainOptions start;
+  start.out = path("start.safetensors");
+  start.minutes = 1e-9;  // stops before the first step: the initial weights
+  auto s = train(cfg, start);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  ASSERT_EQ(s->step, 0);
+  TrainOptions run;
+  run.out = path("run.safetensors");
+  auto r = train(cfg, run);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->step, 4);
+
+  auto before = tensors_of(start.out), after = tensors_of(run.out);
+  int text = 0, moved = 0;
+  for (const auto& [name, t] : before) {
+    ASSERT_TRUE(after.count(name)) << name;
+    if (name.rfind("text_encoder.", 0) == 0) {
+      ++text;
+      EXPECT_TRUE(torch::equal(t, after[name])) << name;
+    } else if (!torch::equal(t, after[name])) {
+      ++moved;
+    }
+  }
+  EXPECT_GT(text, 0);
+  EXPECT_GT(moved, 0);
+  EXPECT_FALSE(torch::equal(before.at("condition_embedder.text_pool.weight"), after.at("condition_embedder.text_pool.weight")));
+  auto model = load_t2v(run.out);
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  EXPECT_TRUE(model->dit->config().text_time);
+
+  // The flag is part of what a checkpoint must be resumed with.
+  auto unfrozen = cfg;
+  unfrozen.freeze_text_encoder = false;
+  EXPECT_NE(unfrozen.fingerprint(), cfg.fingerprint());
+}
+
 TEST_F(Trainer, TheWrittenModelLoadsWithItsConfigAndDefaults) {
   at::set_num_threads(1);
   auto cfg = tiny_config();

@@ -128,6 +128,19 @@ TEST(PipeFusion, FullWarmUpEqualsSequentialSamplingWithAbsolutePositions) {
   }
 }
 
+// A text_time model's stages embed the time (with the prompt and frame index) for the whole
+// window once per step, as the sequential model does: still equal with full warm-up.
+TEST(PipeFusion, FullWarmUpEqualsSequentialSamplingWithPromptAndFrameInTheModulation) {
+  auto dit = models::testing::small_dit(7, /*abs_pos=*/true, /*text_time=*/true);
+  auto cond = make_conditioning(1);
+  auto opts = options(4);
+  auto reference = sequential(dit, Prediction::velocity, cond, kShape, opts);
+  for (auto split : {PatchSplit::frames, PatchSplit::rows}) {
+    auto got = pipefusion(dit, Prediction::velocity, cond, kShape, opts, plan(2, 4, split, 4));
+    EXPECT_TRUE(torch::equal(got, reference)) << patch_split_name(split);
+  }
+}
+
 // Stale K/V perturbs each asynchronous step a little; the last steps weigh most (the final
 // step returns the x0 prediction itself), so more warm-up means fewer perturbed steps and a
 // smaller error. Measured on this model (8 steps): frames 0.45% at W=1, 0.42% at W=3, 0.37% at
