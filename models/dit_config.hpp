@@ -45,7 +45,7 @@ struct DiTConfig {
   // frame's shift, scale and gate depend on (timestep, prompt, frame) together, as DiT's class
   // label and SD3's pooled text condition theirs. Wan conditions on text by cross-attention
   // alone; a small model trained from scratch then learns what a prompt says about colour but
-  // not how it moves (shapes-m: a motion word changed the loss by 0.4%). Weights
+  // not how it moves (the first shapes-m: a wrong motion word raised the loss by 0.2%). Weights
   // condition_embedder.text_pool and condition_embedder.frame_embedder; detected from them.
   bool text_time = false;                // default false (off)
 

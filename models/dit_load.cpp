@@ -12,8 +12,6 @@ namespace reel::models {
 
 namespace {
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-
 // Replaces `from` by `to` when it is a whole dotted component run of `name`.
 bool replace_component(std::string& name, const std::string& from, const std::string& to) {
   const std::string padded = "." + name + ".";
@@ -47,8 +45,8 @@ std::string diffusers_dit_name(const std::string& original) {
       replace_component(n, "time_projection.1", "condition_embedder.time_proj"))
     return n;
   if (n == "head.modulation") return "scale_shift_table";
-  if (starts_with(n, "head.head.")) return "proj_out." + n.substr(10);
-  if (!starts_with(n, "blocks.")) return n;
+  if (n.starts_with("head.head.")) return "proj_out." + n.substr(10);
+  if (!n.starts_with("blocks.")) return n;
   // Inside a block: blocks.N.<rest>.
   replace_component(n, "modulation", "scale_shift_table");
   replace_component(n, "norm3", "norm2");  // Wan's norm2 (before the FFN) has no parameters
@@ -205,7 +203,7 @@ Expected<VideoDiT> load_dit(const SafeTensors& file_ref, const std::vector<std::
   std::map<std::string, std::string> by_name;  // diffusers name -> name in file
   for (const auto& name : file->names()) {
     bool ignored = false;
-    for (const auto& prefix : ignore_prefixes) ignored = ignored || (!prefix.empty() && starts_with(name, prefix));
+    for (const auto& prefix : ignore_prefixes) ignored = ignored || (!prefix.empty() && name.starts_with(prefix));
     if (!ignored) by_name[diffusers_dit_name(name)] = name;
   }
 

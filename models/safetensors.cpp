@@ -11,9 +11,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <sstream>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "base/durable.hpp"
 #include "models/detail/json.hpp"

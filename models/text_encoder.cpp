@@ -19,8 +19,6 @@ std::string join(const std::string& prefix, const std::string& name) {
   return prefix.empty() ? name : prefix + "." + name;
 }
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-
 torch::nn::LayerNorm layer_norm(const WordEncoderConfig& cfg) {
   return torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.dim}).eps(cfg.eps));
 }
@@ -190,7 +188,7 @@ Status WordTextEncoderImpl::load_from(const SafeTensors& file, const std::string
     }
     if (!prefix.empty())
       for (const auto& name : file.names())
-        if (starts_with(name, prefix + ".") && !used.count(name))
+        if (name.starts_with(prefix + ".") && !used.count(name))
           return make_error(Errc::corrupt_data,
                             file.path() + ": unexpected tensor '" + name + "' (not part of the text encoder)");
     return {};

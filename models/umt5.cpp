@@ -17,8 +17,6 @@ namespace reel::models {
 
 namespace {
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-
 // Where each tensor of a (possibly sharded) checkpoint lives. The first file wins a name that
 // several shards hold.
 struct TensorIndex {
@@ -49,7 +47,7 @@ struct TensorIndex {
   // In Hugging Face checkpoints of the whole model: the decoder, the LM head, and the second
   // copy of the tied embedding.
   [[nodiscard]] bool ignorable(const std::string& name) const {
-    return hf && (starts_with(name, "decoder.") || starts_with(name, "lm_head.") || name == "shared.weight" ||
+    return hf && (name.starts_with("decoder.") || name.starts_with("lm_head.") || name == "shared.weight" ||
                   name == "encoder.embed_tokens.weight");
   }
 
@@ -214,23 +212,20 @@ void UmT5EncoderImpl::initialize(uint64_t seed) {
   torch::NoGradGuard no_grad;
   const auto d = static_cast<double>(cfg_.dim), da = static_cast<double>(cfg_.dim_attn);
   const auto n = static_cast<double>(cfg_.num_heads);
-  auto ends_with = [](const std::string& s, const std::string& tail) {
-    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-  };
   for (auto& p : named_parameters()) {
     auto& t = p.value();
     const std::string& name = p.key();
     double std = 1.0;  // token embedding
-    if (ends_with(name, "norm1.weight") || ends_with(name, "norm2.weight") || name == "norm.weight") {
+    if (name.ends_with("norm1.weight") || name.ends_with("norm2.weight") || name == "norm.weight") {
       t.fill_(1.0);
       continue;
     }
-    if (ends_with(name, "attn.q.weight")) std = 1.0 / std::sqrt(d * da);
-    else if (ends_with(name, "attn.k.weight") || ends_with(name, "attn.v.weight")) std = 1.0 / std::sqrt(d);
-    else if (ends_with(name, "attn.o.weight")) std = 1.0 / std::sqrt(n * da);
-    else if (ends_with(name, "gate.0.weight") || ends_with(name, "fc1.weight")) std = 1.0 / std::sqrt(d);
-    else if (ends_with(name, "fc2.weight")) std = 1.0 / std::sqrt(static_cast<double>(cfg_.dim_ffn));
-    else if (ends_with(name, "pos_embedding.embedding.weight"))
+    if (name.ends_with("attn.q.weight")) std = 1.0 / std::sqrt(d * da);
+    else if (name.ends_with("attn.k.weight") || name.ends_with("attn.v.weight")) std = 1.0 / std::sqrt(d);
+    else if (name.ends_with("attn.o.weight")) std = 1.0 / std::sqrt(n * da);
+    else if (name.ends_with("gate.0.weight") || name.ends_with("fc1.weight")) std = 1.0 / std::sqrt(d);
+    else if (name.ends_with("fc2.weight")) std = 1.0 / std::sqrt(static_cast<double>(cfg_.dim_ffn));
+    else if (name.ends_with("pos_embedding.embedding.weight"))
       std = 1.0 / std::sqrt(2.0 * static_cast<double>(cfg_.num_buckets) * n);
     t.copy_(torch::randn(t.sizes(), gen, t.options()) * std);
   }
@@ -243,7 +238,7 @@ std::string umt5_hf_name(const std::string& name) {
   if (name == "norm.weight") return "encoder.final_layer_norm.weight";
   if (name == "pos_embedding.embedding.weight")
     return "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight";
-  if (!starts_with(name, "blocks.")) return name;
+  if (!name.starts_with("blocks.")) return name;
   const auto dot = name.find('.', 7);
   if (dot == std::string::npos) return name;
   const std::string block = "encoder.block." + name.substr(7, dot - 7) + ".";
