@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -17,6 +18,7 @@
 #include "actors/node.hpp"
 #include "actors/pipefusion_actors.hpp"
 #include "actors/worker.hpp"
+#include "jobs/checkpoint.hpp"
 #include "models/zoo.hpp"
 #include "pipeline/clips.hpp"
 #include "pipeline/fifo.hpp"
@@ -25,6 +27,8 @@
 #include "pipeline/sampler.hpp"
 
 namespace reel::actors {
+
+namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -112,8 +116,13 @@ class StoppableClipRunner : public pipeline::ClipRunner {
 
 // ---- the job's settings ----------------------------------------------------------------------
 
-// Fills the spec's model defaults and checks it against the model, as `reel generate` does.
-Expected<JobSpec> resolve(JobSpec s, const models::T2VModel& m) {
+std::vector<int64_t> latent_shape(const JobSpec& s, const models::T2VModel& m, int64_t frames) {
+  return {1, m.dit->config().in_channels, frames, s.height / m.spatial_compression, s.width / m.spatial_compression};
+}
+
+}  // namespace
+
+Expected<JobSpec> resolve_job(JobSpec s, const models::T2VModel& m) {
   auto bad = [](const std::string& what) { return make_error(Errc::invalid_argument, what); };
   const bool steps_given = s.steps != 0;
   if (s.frames == 0) s.frames = m.defaults.frames;
@@ -168,12 +177,20 @@ Expected<JobSpec> resolve(JobSpec s, const models::T2VModel& m) {
       s.steps = (s.steps + queue - 1) / queue * queue;  // the model's default, rounded up to fit
     }
   }
+  if (s.mode == JobMode::pipefusion) {
+    pipeline::PipeFusionPlan plan;
+    plan.stages = s.stages;
+    plan.patches = s.patches;
+    plan.warmup_steps = s.warmup_steps;
+    plan.split = *pipeline::parse_patch_split(s.split);
+    if (auto layout = pipeline::make_layout(plan, c, latent_shape(s, m, s.frames)); !layout)
+      return bad(layout.error().message);
+  }
   return s;
 }
 
-std::vector<int64_t> latent_shape(const JobSpec& s, const models::T2VModel& m, int64_t frames) {
-  return {1, m.dit->config().in_channels, frames, s.height / m.spatial_compression, s.width / m.spatial_compression};
-}
+namespace {
+
 
 // ---- the runner ------------------------------------------------------------------------------
 
@@ -245,7 +262,11 @@ class JobRunner {
     report(job);
     const PoolStats before = pool_.stats();
     auto st = execute(job);
-    if (!st && control_->stop) return;  // interrupted by shutdown: stays running on disk
+    if (!st && control_->stop) return;  // interrupted by shutdown: stays running on disk (and its checkpoint)
+    if (auto ckpt = checkpoint_folder(job.id); !ckpt.empty()) {  // ended: nothing to resume
+      std::error_code ec;
+      fs::remove_all(ckpt, ec);
+    }
     const PoolStats& after = pool_.stats();
     job.stats.model_calls = after.calls - before.calls;
     job.stats.sent_bytes = after.sent_bytes - before.sent_bytes;
@@ -311,8 +332,9 @@ class JobRunner {
   }
 
   // Decodes latents [1, C, F, H, W] and sends the frames to the encoder, in order.
+  // `keep` (FIFO with a checkpoint folder) gets each frame first, at model resolution.
   Status emit(EncoderSession& encoder, const models::T2VModel& model, uint64_t id, int64_t first_frame,
-              const torch::Tensor& latent) {
+              const torch::Tensor& latent, const std::function<Status(const video::Frame&)>& keep = {}) {
     if (options_.on_latent) options_.on_latent(id, first_frame, latent);
     auto pixels = model.decoder->decode(latent);  // [1, F, H, W, 3] uint8
     if (!pixels) return pixels.error();
@@ -326,6 +348,10 @@ class JobRunner {
         w.height = static_cast<int32_t>(p.size(1));
         w.width = static_cast<int32_t>(p.size(2));
         w.rgb.assign(reinterpret_cast<const char*>(p[f].data_ptr<uint8_t>()), bytes);
+        if (keep) {
+          const uint8_t* data = p[f].data_ptr<uint8_t>();
+          REEL_RETURN_IF_ERROR(keep(video::Frame{w.width, w.height, std::vector<uint8_t>(data, data + bytes)}));
+        }
         REEL_RETURN_IF_ERROR(encoder.frame(std::move(w)));
       }
     } catch (const std::exception& e) {
@@ -334,12 +360,52 @@ class JobRunner {
     return {};
   }
 
+  // The job's checkpoint folder; "" when the coordinator keeps none.
+  std::string checkpoint_folder(uint64_t id) const {
+    if (options_.checkpoint_dir.empty()) return {};
+    return (fs::path(options_.checkpoint_dir) / std::to_string(id)).string();
+  }
+
+  // The queue of a FIFO job that had run before, with the frames it had made sent to the
+  // encoder again; none when there is no usable checkpoint (the job then starts over).
+  // Once frames have gone to the encoder there is no going back: a failure then is the job's.
+  Expected<std::optional<pipeline::FifoQueue>> resume_fifo(const std::string& ckpt, const pipeline::FifoOptions& fo,
+                                                           JobRecord& job, EncoderSession& encoder) {
+    if (ckpt.empty() || !fs::exists(jobs::state_file(ckpt))) return std::optional<pipeline::FifoQueue>{};
+    const std::string who = "job " + std::to_string(job.id) + ": ";
+    auto state = jobs::load_fifo_state(ckpt, fo);
+    if (!state) {
+      warn(who + "its checkpoint cannot be used, starting over: " + state.error().message);
+      return std::optional<pipeline::FifoQueue>{};
+    }
+    auto queue = pipeline::FifoQueue::from_state(std::move(*state));
+    if (!queue) {
+      warn(who + "its checkpoint cannot be used, starting over: " + queue.error().message);
+      return std::optional<pipeline::FifoQueue>{};
+    }
+    const int64_t made = std::max<int64_t>(0, queue->head_frame());
+    auto frames = jobs::read_job_frames(ckpt, made, job.spec.width, job.spec.height);
+    if (!frames) {
+      warn(who + "its checkpoint's frames cannot be read, starting over: " + frames.error().message);
+      return std::optional<pipeline::FifoQueue>{};
+    }
+    for (auto& f : *frames) {
+      // frames.rgb was cut to these; they are kept again as they go out.
+      REEL_RETURN_IF_ERROR(jobs::append_job_frame(ckpt, f));
+      REEL_RETURN_IF_ERROR(encoder.frame(to_wire_frame(f)));
+    }
+    job.stats.resumed_frames = made;
+    job.done = made;
+    report(job);
+    return std::optional<pipeline::FifoQueue>(std::move(*queue));
+  }
+
   Status execute(JobRecord& job) {
     // PipeFusion jobs run on stage actors of their own, not on the pool's workers.
     auto model_or = prepare_model(job.spec.model, job.spec.mode != JobMode::pipefusion);
     if (!model_or) return model_or.error();
     const models::T2VModel& model = **model_or;
-    auto spec = resolve(job.spec, model);
+    auto spec = resolve_job(job.spec, model);
     if (!spec) return spec.error();
     job.spec = *spec;
     const JobSpec& s = job.spec;
@@ -351,7 +417,15 @@ class JobRunner {
     auto text = model.text_encoder->encode({s.prompt});  // [1, L, D]
     if (!text) return text.error();
     pipeline::Conditioning cond{*text, {}};
-    if (s.guidance != 1.0) cond.negative = torch::zeros_like(*text);  // unconditional: the empty prompt
+    if (s.guidance != 1.0) {
+      if (s.negative_prompt.empty()) {
+        cond.negative = torch::zeros_like(*text);  // unconditional: the empty prompt
+      } else {
+        auto negative = model.text_encoder->encode({s.negative_prompt});
+        if (!negative) return negative.error();
+        cond.negative = *negative;
+      }
+    }
 
     EncoderSession encoder(self_, spawn_encoder(self_->system()));
     EncodeSpec es;
@@ -383,7 +457,7 @@ class JobRunner {
                                            .guidance = s.guidance, .seed = s.seed};
         // Steps 2 and 6 of the path of one job: the cache's start point, then its inserts.
         std::optional<ActorCache> cache;
-        if (options_.cache) cache.emplace(self_, options_.cache);
+        if (options_.cache && s.cache) cache.emplace(self_, options_.cache);
         const auto shape = latent_shape(s, model, s.frames);
         const auto key = compat_key(model, weights_file_, opts, shape, s.tenant);
         auto result = sample_cached(denoiser, model, local, shape, opts, cache ? &*cache : nullptr, key, s.prompt,
@@ -427,25 +501,52 @@ class JobRunner {
           ran = layout.error();
           break;
         }
-        // The first clip as FifoQueue::start samples it, with the model calls on the pool.
-        PoolDenoiser pooled(pool_, id, model.prediction, false, s.guidance);
-        StoppableDenoiser denoiser(pooled, stop);
-        const pipeline::SampleOptions first{.steps = layout->steps, .shift = s.shift, .solver = solver,
-                                            .guidance = s.guidance, .seed = s.seed};
-        auto clip = pipeline::sample(denoiser, local, latent_shape(s, model, fo.window_frames), first);
-        if (!clip) {
-          ran = clip.error();
+        // A job started before (a crash, a shutdown) continues from its checkpoint: the frames
+        // it had made are encoded again from the checkpoint folder, and the queue goes on.
+        const std::string ckpt = checkpoint_folder(id);
+        auto resumed = resume_fifo(ckpt, fo, job, encoder);
+        if (!resumed) {
+          ran = resumed.error();
           break;
         }
-        auto queue = pipeline::FifoQueue::from_clip(clip->latent, fo);
+        std::optional<pipeline::FifoQueue> queue = std::move(*resumed);
         if (!queue) {
-          ran = queue.error();
-          break;
+          if (!ckpt.empty()) {
+            std::error_code ec;
+            fs::remove_all(ckpt, ec);
+            fs::create_directories(ckpt, ec);
+            if (ec) {
+              ran = make_error(Errc::io_error, "cannot create the checkpoint folder '" + ckpt + "': " + ec.message());
+              break;
+            }
+          }
+          // The first clip as FifoQueue::start samples it, with the model calls on the pool.
+          PoolDenoiser pooled(pool_, id, model.prediction, false, s.guidance);
+          StoppableDenoiser denoiser(pooled, stop);
+          const pipeline::SampleOptions first{.steps = layout->steps, .shift = s.shift, .solver = solver,
+                                              .guidance = s.guidance, .seed = s.seed};
+          auto clip = pipeline::sample(denoiser, local, latent_shape(s, model, fo.window_frames), first);
+          if (!clip) {
+            ran = clip.error();
+            break;
+          }
+          auto fresh = pipeline::FifoQueue::from_clip(clip->latent, fo);
+          if (!fresh) {
+            ran = fresh.error();
+            break;
+          }
+          queue.emplace(std::move(*fresh));
         }
         PoolWindowRunner windows(pool_, id, model.prediction);
         StoppableWindowRunner runner(windows, stop);
+        const int every = std::max(1, options_.checkpoint_every);
+        std::function<Status(const video::Frame&)> keep;
+        if (!ckpt.empty()) keep = [&ckpt](const video::Frame& f) { return jobs::append_job_frame(ckpt, f); };
         auto stats = queue->run(runner, s.frames, [&](int64_t index, const torch::Tensor& latent) -> Status {
-          REEL_RETURN_IF_ERROR(emit(encoder, model, id, index, latent));
+          // Between frames: the queue is about to produce `index`, and frames.rgb holds them all.
+          if (!ckpt.empty() && index > job.stats.resumed_frames && index % every == 0)
+            REEL_RETURN_IF_ERROR(jobs::save_fifo_state(ckpt, queue->state()));
+          REEL_RETURN_IF_ERROR(emit(encoder, model, id, index, latent, keep));
           job.done = index + 1;
           report(job);
           return {};
@@ -526,7 +627,7 @@ class JobRunner {
     pipeline::PipeFusionPlan plan;
     plan.stages = s.stages;
     plan.patches = s.patches;
-    plan.split = *pipeline::parse_patch_split(s.split);  // checked by resolve
+    plan.split = *pipeline::parse_patch_split(s.split);  // checked by resolve_job
     plan.warmup_steps = s.warmup_steps;
     const auto shape = latent_shape(s, model, s.frames);
     if (auto layout = pipeline::make_layout(plan, model.dit->config(), shape); !layout) {
@@ -775,6 +876,29 @@ coordinator_actor::behavior_type coordinator(CoordinatorPtr self, job_store_acto
         }
         if (is_final(rec.state)) self->state.persisted_at.erase(rec.id);
         notify(self, rec);
+      },
+      [=](list_atom) -> std::vector<JobRecord> {
+        std::vector<JobRecord> out;
+        out.reserve(self->state.jobs.size());
+        for (const auto& [id, rec] : self->state.jobs) out.push_back(rec);
+        return out;
+      },
+      [=](erase_atom, uint64_t id) -> caf::result<uint64_t> {
+        auto it = self->state.jobs.find(id);
+        if (it == self->state.jobs.end()) return to_caf_error(make_error(Errc::not_found, "no job " + std::to_string(id)));
+        if (!is_final(it->second.state))
+          return to_caf_error(make_error(Errc::invalid_argument, "job " + std::to_string(id) + " has not ended"));
+        auto rp = self->make_response_promise<uint64_t>();
+        self->request(self->state.store, caf::infinite, job_erase_atom::value, id)
+            .then(
+                [=](uint64_t) mutable {
+                  // A job cancelled while queued stays in the runner's cancelled set, so the runner
+                  // still skips it when its turn comes.
+                  self->state.jobs.erase(id);
+                  rp.deliver(id);
+                },
+                [=](caf::error& e) mutable { rp.deliver(e); });
+        return rp;
       },
   };
 }

@@ -58,6 +58,10 @@
 #include "actors/job_store.hpp"
 #include "actors/worker_pool.hpp"
 
+namespace reel::models {
+struct T2VModel;
+}
+
 namespace reel::actors {
 
 // What a subscriber hears about a job: every change of state and every step or frame done.
@@ -80,6 +84,8 @@ using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using job_event_atom = caf::atom_constant<caf::atom("jobevent")>;
 using job_update_atom = caf::atom_constant<caf::atom("jobupdate")>;
+using list_atom = caf::atom_constant<caf::atom("list")>;
+using erase_atom = caf::atom_constant<caf::atom("erase")>;
 
 // The coordinator's protocol. Errors are to_caf_error of a reel Error (from_caf_error gets it
 // back).
@@ -93,13 +99,25 @@ using job_update_atom = caf::atom_constant<caf::atom("jobupdate")>;
 //    (job_event_atom, JobEvent) for every change until, and including, the event with a final
 //    state (done, failed, cancelled). Subscribing to a job that has ended sends that final
 //    event at once. not_found for an unknown id;
+//  - list: every job it knows (the store's, and those submitted since), in id order;
+//  - erase: forgets a job that has ended (done, failed or cancelled): its record leaves the store
+//    and the coordinator (its files are the caller's to remove). invalid_argument for a job that
+//    has not ended, not_found for an unknown id;
 //  - jobupdate: what the coordinator's own runner reports; nobody else sends it.
 using coordinator_actor = caf::typed_actor<
     caf::replies_to<submit_atom, JobSpec>::with<uint64_t>,
     caf::replies_to<status_atom, uint64_t>::with<JobRecord>,
     caf::replies_to<cancel_atom, uint64_t>::with<bool>,
     caf::replies_to<subscribe_atom, uint64_t>::with<JobRecord>,
+    caf::replies_to<list_atom>::with<std::vector<JobRecord>>,
+    caf::replies_to<erase_atom, uint64_t>::with<uint64_t>,
     caf::reacts_to<job_update_atom, JobRecord>>;
+
+// Fills the spec's unset fields with the model's defaults and checks it against the model, the
+// check the runner makes before a job runs: invalid_argument saying what is wrong (an empty
+// prompt or output path, sizes the model cannot make, FIFO steps that do not fit the queue, a
+// PipeFusion plan the model cannot be split into, ...).
+[[nodiscard]] Expected<JobSpec> resolve_job(JobSpec spec, const models::T2VModel& model);
 
 // Called on the runner's thread with each latent the job decodes, in order: standard and
 // pipefusion, the whole video [1, C, F, H, W] (first_frame 0); fifo, each frame as it pops
@@ -138,6 +156,13 @@ struct CoordinatorOptions {
   cache_store_actor cache;
   // How long a stage host may take to answer "are you there" after a stage failed. Default 5 s.
   std::chrono::milliseconds host_timeout{5000};
+  // Where FIFO jobs keep their checkpoints, a folder per job id (jobs/checkpoint.hpp), so that a
+  // job run again after a crash or a shutdown continues from its last checkpoint instead of its
+  // first frame; the folder is removed when the job ends. "": none (such a job starts over).
+  // Default "".
+  std::string checkpoint_dir;
+  // FIFO: frames between two checkpoints, >= 1. Default 8.
+  int checkpoint_every = 8;
   // Called on the runner's thread; see LatentObserver. Default none.
   LatentObserver on_latent;
   // Problems found at start (unreadable records) and job store writes that failed; default:

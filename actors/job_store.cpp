@@ -102,7 +102,9 @@ json spec_to_json(const JobSpec& s) {
               {"patches", s.patches},
               {"warmup_steps", s.warmup_steps},
               {"split", s.split},
-              {"tenant", s.tenant}};
+              {"tenant", s.tenant},
+              {"negative_prompt", s.negative_prompt},
+              {"cache", s.cache}};
 }
 
 // Reads typed fields out of a JSON object, remembering the first problem so that the caller
@@ -190,6 +192,8 @@ std::optional<Error> spec_from_json(const json& j, JobSpec& s) {
   r.read_optional("warmup_steps", s.warmup_steps);
   r.read_optional("split", s.split);
   r.read_optional("tenant", s.tenant);
+  r.read_optional("negative_prompt", s.negative_prompt);
+  r.read_optional("cache", s.cache);
   if (!r.error()) {
     auto m = parse_job_mode(mode);
     if (!m) r.fail("has an unknown mode '" + mode + "'");
@@ -213,7 +217,8 @@ std::string job_to_json(const JobRecord& r) {
                    {"sent_bytes", r.stats.sent_bytes},     {"received_bytes", r.stats.received_bytes},
                    {"redispatched", r.stats.redispatched}, {"workers", r.stats.workers},
                    {"replans", r.stats.replans},           {"cache_start_step", r.stats.cache_start_step},
-                   {"cache_hit", r.stats.cache_hit},       {"cache_similarity", r.stats.cache_similarity}};
+                   {"cache_hit", r.stats.cache_hit},       {"cache_similarity", r.stats.cache_similarity},
+                   {"resumed_frames", r.stats.resumed_frames}};
   const json j{{"id", r.id},
                {"spec", spec_to_json(r.spec)},
                {"state", to_string(r.state)},
@@ -264,6 +269,7 @@ Expected<JobRecord> job_from_json(std::string_view text) {
   st.read_optional("cache_start_step", rec.stats.cache_start_step);
   st.read_optional("cache_hit", rec.stats.cache_hit);
   st.read_optional("cache_similarity", rec.stats.cache_similarity);
+  st.read_optional("resumed_frames", rec.stats.resumed_frames);
   if (st.error()) return *st.error();
   return rec;
 }
@@ -396,6 +402,19 @@ Status JobStore::put(const JobRecord& record) {
   return {};
 }
 
+Status JobStore::erase(uint64_t id) {
+  std::lock_guard lock(impl_->mutex);
+  std::string old;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), job_key(id), &old);
+  if (s.IsNotFound()) return make_error(Errc::not_found, "no job " + std::to_string(id));
+  if (!s.ok()) return io("job store '" + impl_->dir + "'", s);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  s = impl_->db->Delete(wo, job_key(id));
+  if (!s.ok()) return io("job store '" + impl_->dir + "': cannot remove job " + std::to_string(id), s);
+  return {};
+}
+
 Expected<JobRecord> JobStore::get(uint64_t id) const {
   std::string value;
   auto s = impl_->db->Get(rocksdb::ReadOptions(), job_key(id), &value);
@@ -517,6 +536,10 @@ job_store_actor::behavior_type job_store_behavior(job_store_actor::stateful_poin
         std::vector<std::string> corrupt;
         for (const auto& e : scan->corrupt) corrupt.push_back(e.message);
         return caf::make_result(std::move(scan->records), std::move(corrupt));
+      },
+      [=](job_erase_atom, uint64_t id) -> caf::result<uint64_t> {
+        if (auto st = self->state.store->erase(id); !st) return to_caf_error(st.error());
+        return id;
       },
   };
 }

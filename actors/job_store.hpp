@@ -82,7 +82,10 @@ struct JobSpec {
   int32_t patches = 4;        // pipefusion: patches of the token sequence (M)
   int32_t warmup_steps = 1;   // pipefusion: synchronous full-sequence steps first (W)
   std::string split = "frames";  // pipefusion: patches cut by "frames" or "rows"
-  std::string tenant;         // standard with a cache: namespace of the entries it uses and adds; "" shared
+  std::string tenant;         // who submitted it (reel serve) and, standard with a cache, the namespace of the
+                              // entries it uses and adds; "" shared
+  std::string negative_prompt;  // what guidance steers away from; "": the empty prompt
+  bool cache = true;          // standard: use the coordinator's approximate cache when it has one
 };
 
 template <class Inspector>
@@ -90,7 +93,7 @@ typename Inspector::result_type inspect(Inspector& f, JobSpec& x) {
   return f(caf::meta::type_name("reel.JobSpec"), x.prompt, x.model, x.mode, x.frames, x.width, x.height,
            x.steps, x.guidance, x.shift, x.solver, x.seed, x.fps, x.crf, x.upscale, x.upscale_filter, x.out,
            x.sheet, x.partitions, x.lookahead, x.clips, x.context_frames, x.global_frames, x.cfg_parallel,
-           x.stages, x.patches, x.warmup_steps, x.split, x.tenant);
+           x.stages, x.patches, x.warmup_steps, x.split, x.tenant, x.negative_prompt, x.cache);
 }
 
 struct JobStats {
@@ -106,13 +109,14 @@ struct JobStats {
   int32_t cache_start_step = 0;  // standard with a cache: the step a hit started at; 0 = none
   std::string cache_hit;       // "" (no cache or a miss), "whole" or "composed"
   double cache_similarity = 0; // of the hit
+  int64_t resumed_frames = 0;  // fifo: frames taken from the checkpoint of an earlier attempt, not made again
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, JobStats& x) {
   return f(caf::meta::type_name("reel.JobStats"), x.model_calls, x.frames, x.seconds, x.sample_seconds,
            x.sent_bytes, x.received_bytes, x.redispatched, x.workers, x.replans,
-           x.cache_start_step, x.cache_hit, x.cache_similarity);
+           x.cache_start_step, x.cache_hit, x.cache_similarity, x.resumed_frames);
 }
 
 struct JobRecord {
@@ -171,6 +175,8 @@ class JobStore {
   [[nodiscard]] Expected<JobRecord> get(uint64_t id) const;
   // Errors: io_error when the store cannot be iterated; unreadable records are listed in corrupt.
   [[nodiscard]] Expected<JobScan> scan() const;
+  // Removes id's record (synced). Errors: not_found when no job has that id, io_error.
+  [[nodiscard]] Status erase(uint64_t id);
   // The id the next create() assigns.
   [[nodiscard]] uint64_t next_id() const;
   [[nodiscard]] const std::string& dir() const;
@@ -195,18 +201,21 @@ using job_create_atom = caf::atom_constant<caf::atom("jobcreate")>;
 using job_put_atom = caf::atom_constant<caf::atom("jobput")>;
 using job_get_atom = caf::atom_constant<caf::atom("jobget")>;
 using job_list_atom = caf::atom_constant<caf::atom("joblist")>;
+using job_erase_atom = caf::atom_constant<caf::atom("joberase")>;
 
 // The job store in a detached actor of its own. Replies are JobStore's results; errors are
 // to_caf_error of JobStore's.
 //  - create: JobStore::create, replies with the new record;
 //  - put: JobStore::put, replies with the id;
 //  - get: JobStore::get;
-//  - list: JobStore::scan: the records, and one message per corrupt record.
+//  - list: JobStore::scan: the records, and one message per corrupt record;
+//  - erase: JobStore::erase, replies with the id.
 using job_store_actor = caf::typed_actor<
     caf::replies_to<job_create_atom, JobSpec>::with<JobRecord>,
     caf::replies_to<job_put_atom, JobRecord>::with<uint64_t>,
     caf::replies_to<job_get_atom, uint64_t>::with<JobRecord>,
-    caf::replies_to<job_list_atom>::with<std::vector<JobRecord>, std::vector<std::string>>>;
+    caf::replies_to<job_list_atom>::with<std::vector<JobRecord>, std::vector<std::string>>,
+    caf::replies_to<job_erase_atom, uint64_t>::with<uint64_t>>;
 
 // Opens the store in `dir` (errors as JobStore::open) and spawns its actor, which owns it.
 [[nodiscard]] Expected<job_store_actor> spawn_job_store(caf::actor_system& system, const std::string& dir);

@@ -21,6 +21,7 @@
 #include "video/mp4_reader.hpp"
 
 #include "bench/model_bench.hpp"
+#include "bench/serve_bench.hpp"
 #include "cli/cache_bench.hpp"
 #include "cli/pipefusion_bench.hpp"
 #include "cli/workers_bench.hpp"
@@ -393,10 +394,27 @@ Command add_bench(CLI::App& app, const Config& cfg) {
   auto wb = std::make_shared<WorkersBenchArgs>();
   wb->model = cfg.model;
   auto* workers = add_bench_workers(sub, *wb);
+  auto sv = std::make_shared<bench::ServeBenchOptions>();
+  sv->model = cfg.model;
+  auto* serve = sub->add_subcommand("serve", "reel serve against reel generate: overhead, cancellation, kill -9 and restart");
+  serve->add_option("--model,-m", sv->model, "zoo name")->capture_default_str();
+  serve->add_option("--threads,-t", sv->threads, "compute threads of the server and of each generate run")
+      ->check(CLI::Range(1, 256))->capture_default_str();
+  serve->add_option("--repeats", sv->repeats, "timed runs of each job and path (median)")
+      ->check(CLI::Range(1, 100))->capture_default_str();
+  serve->add_option("--fifo-frames", sv->fifo_frames, "length of the long job")->check(CLI::Range(16, 100000))
+      ->capture_default_str();
+  serve->add_option("--steps", sv->steps, "solver steps (0 = the model's)")->capture_default_str();
+  serve->add_option("--json", sv->json, "where to write the JSON ('' = nowhere)")->capture_default_str();
   auto co = std::make_shared<CoordinatorBenchArgs>();
   co->model = cfg.model;
   auto* coordinator = add_bench_coordinator(sub, *co);
-  return [a, l, cb, pf, wb, co, model, lng, cache, pipefusion, workers, coordinator, &cfg] {
+  return [a, l, cb, pf, wb, co, sv, model, lng, cache, pipefusion, workers, coordinator, serve, &cfg] {
+    if (serve->parsed()) {
+      sv->reel = std::filesystem::read_symlink("/proc/self/exe").string();
+      if (auto st = bench::run_serve_bench(*sv); !st) return report(st.error());
+      return kExitOk;
+    }
     if (cache->parsed()) return run_bench_cache(*cb, cfg);
     if (workers->parsed()) return run_bench_workers(*wb, cfg);
     if (coordinator->parsed()) return run_bench_coordinator(*co, cfg);

@@ -21,6 +21,14 @@ Command add_train(CLI::App& app, const Config& cfg);
 Command add_eval(CLI::App& app, const Config& cfg);
 Command add_warm(CLI::App& app, const Config& cfg);
 Command add_node(CLI::App& app, const Config& cfg);
+Command add_serve(CLI::App& app, const Config& cfg);
+// Clients of `reel serve` (cli/client_cmd.cpp).
+Command add_submit(CLI::App& app, const Config& cfg);
+Command add_status(CLI::App& app, const Config& cfg);
+Command add_ls(CLI::App& app, const Config& cfg);
+Command add_wait(CLI::App& app, const Config& cfg);
+Command add_cancel(CLI::App& app, const Config& cfg);
+Command add_fetch(CLI::App& app, const Config& cfg);
 
 // Exit codes: 0 success, 1 a failure while running, 2 bad input (usage, arguments, unreadable
 // or invalid files).

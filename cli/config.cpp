@@ -128,6 +128,14 @@ Expected<Config> load_config(const std::string& path) {
     read("cache", "tenant", cfg.cache_tenant);
     read("cache", "embedder", cfg.cache_embedder);
     read("cache", "index_save_every", cfg.cache_index_save_every);
+    read("serve", "listen", cfg.serve_listen);
+    read("serve", "data", cfg.serve_data);
+    read("serve", "queue", cfg.serve_queue);
+    read("serve", "workers", cfg.serve_workers);
+    read("serve", "cache", cfg.serve_cache);
+    read("serve", "tokens", cfg.serve_tokens);
+    read("serve", "retention_hours", cfg.serve_retention_hours);
+    read("serve", "body_limit_mb", cfg.serve_body_limit_mb);
     if (root.IsMap())
       if (auto unknown = read.unknown(); !unknown.empty())
         return make_error(Errc::invalid_argument, "config " + path + ": " + unknown);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -33,6 +34,15 @@ struct Config {
   std::string cache_tenant;
   std::string cache_embedder = "ngram";  // ngram, text-encoder or text-encoder:MODEL
   int64_t cache_index_save_every = 1000;  // save the index after this many new entries; 0 = only at close
+  // serve: `reel serve` (see configs/default.yaml)
+  std::string serve_listen = "127.0.0.1:8000";
+  std::string serve_data = "reel-data";  // relative: to the folder reel serve starts in
+  int serve_queue = 16;
+  int serve_workers = 1;
+  bool serve_cache = true;
+  std::map<std::string, std::string> serve_tokens;  // bearer token -> tenant
+  double serve_retention_hours = 168;
+  double serve_body_limit_mb = 1;
 };
 
 // Where the configuration comes from: --config in argv before the subcommand, else $REEL_CONFIG, else the

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "base/expected.hpp"
+#include "jobs/checkpoint.hpp"
 #include "pipeline/clips.hpp"
 #include "pipeline/fifo.hpp"
 #include "video/frame.hpp"
@@ -63,27 +64,12 @@ struct LongJob {
 // an unknown mode.
 [[nodiscard]] Expected<LongJob> read_job(const std::string& dir);
 
-// Writes the queue's state (atomically).
-[[nodiscard]] Status save_fifo_state(const std::string& dir, const pipeline::FifoState& state);
-// Reads it back; `options` are the run's (from job.json). not_found when there is no checkpoint.
-[[nodiscard]] Expected<pipeline::FifoState> load_fifo_state(const std::string& dir,
-                                                            const pipeline::FifoOptions& options);
-
-// Writes the clips' state (atomically).
-[[nodiscard]] Status save_clips_state(const std::string& dir, const pipeline::ClipsState& state);
-// Reads it back; `options` are the run's (from job.json) and every clip latent must be shaped
-// `clip_shape` [B, Ch, n, H, W]. not_found when there is no checkpoint; corrupt_data when the file
-// is damaged (its checksum, a missing entry) or is not a clips state of this job's shape. The
-// result still goes through pipeline::VideoClips::from_state, which checks its consistency.
-[[nodiscard]] Expected<pipeline::ClipsState> load_clips_state(const std::string& dir,
-                                                              const pipeline::ClipsOptions& options,
-                                                              const std::vector<int64_t>& clip_shape);
-
-// Appends one frame to DIR/frames.rgb.
-[[nodiscard]] Status append_job_frame(const std::string& dir, const video::Frame& frame);
-// The first `count` frames of DIR/frames.rgb (each width x height), cutting the file there.
-// corrupt_data when it holds fewer.
-[[nodiscard]] Expected<std::vector<video::Frame>> read_job_frames(const std::string& dir, int64_t count,
-                                                                  int width, int height);
+// The checkpoint files (state.safetensors, frames.rgb) are jobs/checkpoint.hpp's.
+using jobs::append_job_frame;
+using jobs::load_clips_state;
+using jobs::load_fifo_state;
+using jobs::read_job_frames;
+using jobs::save_clips_state;
+using jobs::save_fifo_state;
 
 }  // namespace reel::cli

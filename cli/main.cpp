@@ -93,6 +93,13 @@ int main(int argc, char** argv) {
   add(add_eval);
   add(add_warm);
   add(add_node);
+  add(add_serve);
+  add(add_submit);
+  add(add_status);
+  add(add_ls);
+  add(add_wait);
+  add(add_cancel);
+  add(add_fetch);
 
   try {
     app.parse(argc, argv);

@@ -26,6 +26,11 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
 )
+# The SDK test (tests/sdk) runs the official OpenAI Node SDK: Debian's node and npm where the
+# machine has none of its own (a node from elsewhere, with its npm, is used as it is).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -4,6 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
+"$root/scripts/setup_npm.sh"
 "$root/scripts/build.sh"
 cd "${REEL_BUILD_DIR:-$root/build}"
 ctest --output-on-failure -j "${REEL_JOBS:-$(nproc)}" "$@"

@@ -139,6 +139,29 @@ TEST_F(JobStoreTest, KeepsJobsAndIdsAcrossAReopen) {
   EXPECT_EQ(third->id, 3u);  // never reused
 }
 
+TEST_F(JobStoreTest, AnErasedJobIsGoneAfterAReopenAndItsIdIsNotReused) {
+  {
+    auto store = JobStore::open(dir_.string());
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    auto spec = sample_spec();
+    spec.negative_prompt = "a blue square";
+    spec.cache = false;
+    ASSERT_TRUE((*store)->create(spec).ok());
+    ASSERT_TRUE((*store)->create(sample_spec()).ok());
+    ASSERT_TRUE((*store)->erase(2).ok());
+    EXPECT_EQ((*store)->erase(2).error().code, reel::Errc::not_found);
+    EXPECT_EQ((*store)->get(2).error().code, reel::Errc::not_found);
+  }
+  auto store = JobStore::open(dir_.string());
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  auto scan = (*store)->scan();
+  ASSERT_TRUE(scan.ok());
+  ASSERT_EQ(scan->records.size(), 1u);
+  EXPECT_EQ(scan->records[0].spec.negative_prompt, "a blue square");
+  EXPECT_FALSE(scan->records[0].spec.cache);
+  EXPECT_EQ((*store)->create(sample_spec())->id, 3u);
+}
+
 TEST_F(JobStoreTest, ReportsACorruptRecordByItsIdAndReadsTheOthers) {
   auto store = JobStore::open(dir_.string());
   ASSERT_TRUE(store.ok()) << store.error().message;
