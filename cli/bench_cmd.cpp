@@ -404,7 +404,9 @@ Command add_bench(CLI::App& app, const Config& cfg) {
       ->check(CLI::Range(1, 100))->capture_default_str();
   serve->add_option("--fifo-frames", sv->fifo_frames, "length of the long job")->check(CLI::Range(16, 100000))
       ->capture_default_str();
-  serve->add_option("--steps", sv->steps, "solver steps (0 = the model's)")->capture_default_str();
+  serve->add_option("--steps", sv->steps, "the FIFO job's solver steps (0 = the model's)")->capture_default_str();
+  serve->add_option("--standard-steps", sv->standard_steps, "the standard job's solver steps")
+      ->check(CLI::Range(1, 10000))->capture_default_str();
   serve->add_option("--json", sv->json, "where to write the JSON ('' = nowhere)")->capture_default_str();
   auto co = std::make_shared<CoordinatorBenchArgs>();
   co->model = cfg.model;
