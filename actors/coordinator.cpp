@@ -366,6 +366,40 @@ class JobRunner {
     return (fs::path(options_.checkpoint_dir) / std::to_string(id)).string();
   }
 
+  // An empty checkpoint folder for a job that starts from its beginning ("": none kept).
+  static Status fresh_folder(const std::string& ckpt) {
+    if (ckpt.empty()) return {};
+    std::error_code ec;
+    fs::remove_all(ckpt, ec);
+    fs::create_directories(ckpt, ec);
+    if (ec) return make_error(Errc::io_error, "cannot create the checkpoint folder '" + ckpt + "': " + ec.message());
+    return {};
+  }
+
+  // The clips of a clips job that had run before, at the step of its checkpoint; none when there
+  // is no usable checkpoint (the job then starts over: nothing has been written yet).
+  std::optional<pipeline::VideoClips> resume_clips(const std::string& ckpt, const pipeline::ClipsOptions& co,
+                                                   std::vector<int64_t> shape, JobRecord& job) {
+    if (ckpt.empty() || !fs::exists(jobs::state_file(ckpt))) return std::nullopt;
+    shape[2] /= std::max(1, co.clips);  // each clip's latent
+    auto state = jobs::load_clips_state(ckpt, co, shape);
+    std::optional<Error> problem;
+    if (state) {
+      auto clips = pipeline::VideoClips::from_state(std::move(*state));
+      if (clips) {
+        job.stats.resumed_steps = clips->step_index();
+        job.done = clips->step_index();
+        report(job);
+        return std::move(*clips);
+      }
+      problem = clips.error();
+    } else {
+      problem = state.error();
+    }
+    warn("job " + std::to_string(job.id) + ": its checkpoint cannot be used, starting over: " + problem->message);
+    return std::nullopt;
+  }
+
   // The queue of a FIFO job that had run before, with the frames it had made sent to the
   // encoder again; none when there is no usable checkpoint (the job then starts over).
   // Once frames have gone to the encoder there is no going back: a failure then is the job's.
@@ -511,14 +545,9 @@ class JobRunner {
         }
         std::optional<pipeline::FifoQueue> queue = std::move(*resumed);
         if (!queue) {
-          if (!ckpt.empty()) {
-            std::error_code ec;
-            fs::remove_all(ckpt, ec);
-            fs::create_directories(ckpt, ec);
-            if (ec) {
-              ran = make_error(Errc::io_error, "cannot create the checkpoint folder '" + ckpt + "': " + ec.message());
-              break;
-            }
+          if (auto st = fresh_folder(ckpt); !st) {
+            ran = st.error();
+            break;
           }
           // The first clip as FifoQueue::start samples it, with the model calls on the pool.
           PoolDenoiser pooled(pool_, id, model.prediction, false, s.guidance);
@@ -575,22 +604,37 @@ class JobRunner {
         co.solver = solver;
         co.guidance = s.guidance;
         co.seed = s.seed;
-        auto clips = pipeline::VideoClips::start(latent_shape(s, model, s.frames), co);
+        // A job started before continues from its checkpoint: every clip at step k.
+        const std::string ckpt = checkpoint_folder(id);
+        std::optional<pipeline::VideoClips> clips = resume_clips(ckpt, co, latent_shape(s, model, s.frames), job);
         if (!clips) {
-          ran = clips.error();
-          break;
+          if (auto st = fresh_folder(ckpt); !st) {
+            ran = st.error();
+            break;
+          }
+          auto fresh = pipeline::VideoClips::start(latent_shape(s, model, s.frames), co);
+          if (!fresh) {
+            ran = fresh.error();
+            break;
+          }
+          clips.emplace(std::move(*fresh));
         }
         PoolClipRunner pooled(pool_, id, model.prediction);
         StoppableClipRunner runner(pooled, stop);
-        auto result = clips->run(
-            runner,
-            [&](int, int64_t first_frame, const torch::Tensor& latent) -> Status {
-              return emit(encoder, model, id, first_frame, latent);
-            },
-            [&](int done, int) {
-              job.done = done;
-              report(job);
-            });
+        // Step by step (what VideoClips::run does), with a checkpoint every few steps.
+        const int every = std::max(1, options_.checkpoint_every);
+        while (!clips->done() && ran) {
+          ran = clips->step(runner);
+          if (!ran) break;
+          const int done = clips->step_index();
+          if (!ckpt.empty() && done % every == 0 && !clips->done()) ran = jobs::save_clips_state(ckpt, clips->state());
+          job.done = done;
+          report(job);
+        }
+        if (!ran) break;
+        auto result = clips->run(runner, [&](int, int64_t first_frame, const torch::Tensor& latent) -> Status {
+          return emit(encoder, model, id, first_frame, latent);
+        });  // no step is left: offers the clips, in order
         job.stats.sample_seconds = seconds_since(t_sample);
         if (!result) ran = result.error();
         break;

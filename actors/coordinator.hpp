@@ -156,12 +156,12 @@ struct CoordinatorOptions {
   cache_store_actor cache;
   // How long a stage host may take to answer "are you there" after a stage failed. Default 5 s.
   std::chrono::milliseconds host_timeout{5000};
-  // Where FIFO jobs keep their checkpoints, a folder per job id (jobs/checkpoint.hpp), so that a
-  // job run again after a crash or a shutdown continues from its last checkpoint instead of its
-  // first frame; the folder is removed when the job ends. "": none (such a job starts over).
-  // Default "".
+  // Where FIFO and clips jobs keep their checkpoints, a folder per job id (jobs/checkpoint.hpp),
+  // so that a job run again after a crash or a shutdown continues from its last checkpoint
+  // instead of its first frame or step; the folder is removed when the job ends. "": none (such
+  // a job starts over). Default "".
   std::string checkpoint_dir;
-  // FIFO: frames between two checkpoints, >= 1. Default 8.
+  // Frames (FIFO) or steps (clips) between two checkpoints, >= 1. Default 8.
   int checkpoint_every = 8;
   // Called on the runner's thread; see LatentObserver. Default none.
   LatentObserver on_latent;

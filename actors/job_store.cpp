@@ -218,7 +218,8 @@ std::string job_to_json(const JobRecord& r) {
                    {"redispatched", r.stats.redispatched}, {"workers", r.stats.workers},
                    {"replans", r.stats.replans},           {"cache_start_step", r.stats.cache_start_step},
                    {"cache_hit", r.stats.cache_hit},       {"cache_similarity", r.stats.cache_similarity},
-                   {"resumed_frames", r.stats.resumed_frames}};
+                   {"resumed_frames", r.stats.resumed_frames},
+                   {"resumed_steps", r.stats.resumed_steps}};
   const json j{{"id", r.id},
                {"spec", spec_to_json(r.spec)},
                {"state", to_string(r.state)},
@@ -270,6 +271,7 @@ Expected<JobRecord> job_from_json(std::string_view text) {
   st.read_optional("cache_hit", rec.stats.cache_hit);
   st.read_optional("cache_similarity", rec.stats.cache_similarity);
   st.read_optional("resumed_frames", rec.stats.resumed_frames);
+  st.read_optional("resumed_steps", rec.stats.resumed_steps);
   if (st.error()) return *st.error();
   return rec;
 }

@@ -110,13 +110,14 @@ struct JobStats {
   std::string cache_hit;       // "" (no cache or a miss), "whole" or "composed"
   double cache_similarity = 0; // of the hit
   int64_t resumed_frames = 0;  // fifo: frames taken from the checkpoint of an earlier attempt, not made again
+  int32_t resumed_steps = 0;   // clips: the step the checkpoint of an earlier attempt had reached
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, JobStats& x) {
   return f(caf::meta::type_name("reel.JobStats"), x.model_calls, x.frames, x.seconds, x.sample_seconds,
            x.sent_bytes, x.received_bytes, x.redispatched, x.workers, x.replans,
-           x.cache_start_step, x.cache_hit, x.cache_similarity, x.resumed_frames);
+           x.cache_start_step, x.cache_hit, x.cache_similarity, x.resumed_frames, x.resumed_steps);
 }
 
 struct JobRecord {

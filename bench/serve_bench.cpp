@@ -233,10 +233,9 @@ Status run_serve_bench(const ServeBenchOptions& o) {
               "included), and its whole process (LibTorch's start too); overhead: served against reported\n\n");
   std::printf("%-10s %7s %7s %10s %12s %12s %10s\n", "job", "frames", "steps", "served s", "generate s", "process s",
               "overhead");
-  auto steps_of = [](const Job& j) { return j.fields.value("num_inference_steps", 0); };
   for (const auto& job : jobs) {
     std::vector<double> served, local, reported;
-    int frames = 0;
+    int frames = 0, steps = 0;
     for (int r = 0; r < o.repeats; ++r) {
       std::vector<std::string> args{o.reel, "generate", kPrompt, "-o", (dir / "local.mp4").string()};
       args.insert(args.end(), common.begin(), common.end());
@@ -253,14 +252,16 @@ Status run_serve_bench(const ServeBenchOptions& o) {
       if (!s) return s.error();
       served.push_back(s->second);
       frames = s->first["frames"];
+      steps = s->first["num_inference_steps"];
       // The served video stays in the data folder: delete it so the folder does not grow.
       (void)request("DELETE", server->url() + "/v1/videos/" + s->first["id"].get<std::string>());
     }
     const double ms = median(served), ml = median(local), mr = median(reported);
     const double overhead = 100.0 * (ms - mr) / mr;
-    std::printf("%-10s %7d %7d %10.2f %12.2f %12.2f %9.1f%%\n", job.name, frames, steps_of(job), ms, mr, ml, overhead);
+    std::printf("%-10s %7d %7d %10.2f %12.2f %12.2f %9.1f%%\n", job.name, frames, steps, ms, mr, ml, overhead);
     out["overhead"].push_back(json{{"job", job.name},
                                    {"frames", frames},
+                                   {"steps", steps},
                                    {"served_seconds", served},
                                    {"generate_reported_seconds", reported},
                                    {"generate_process_seconds", local},

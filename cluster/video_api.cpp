@@ -485,7 +485,8 @@ struct VideoApi::Impl {
            {"num_inference_steps", s.steps},
            {"seed", s.seed},
            {"cache", nullptr},
-           {"resumed_frames", r.stats.resumed_frames}};
+           {"resumed_frames", r.stats.resumed_frames},
+           {"resumed_steps", r.stats.resumed_steps}};
     if (actors::is_final(r.state) && r.finished_ms > 0) {
       o["completed_at"] = r.finished_ms / 1000;
       o["expires_at"] = r.finished_ms / 1000 + options.retention_s;
@@ -856,22 +857,27 @@ struct VideoApi::Impl {
       if (!send(*current)) return;
       bool ended = actors::is_final(current->state);
       while (!ended) {
-        bool got = false;
+        std::optional<actors::JobEvent> got;
         self->receive(
             [&](actors::job_event_atom, actors::JobEvent& event) {
-              if (event.id != id) return;
-              got = true;
-              ended = actors::is_final(event.state);
+              if (event.id == id) got = std::move(event);
             },
             caf::after(std::chrono::seconds(10)) >> [] {});
         if (!got) {
           if (!write(": keep-alive\n\n")) return;  // the client has gone
           continue;
         }
-        auto now = job(id);
-        if (!now) return;
-        if (!send(*now)) return;
-        ended = ended || actors::is_final(now->state);
+        ended = actors::is_final(got->state);
+        if (ended || got->state != current->state) {
+          // A change of state: the whole record (times, statistics) once.
+          auto now = job(id);
+          if (!now) return;
+          current = std::move(*now);
+        } else {  // progress: what the event says is all that changed
+          current->done = got->done;
+          current->total = got->total;
+        }
+        if (!send(*current)) return;
       }
     };
     return a;

@@ -400,6 +400,43 @@ TEST_F(Serve, AfterKillDashNineARestartFinishesEveryAcceptedJobWithTheSameVideo)
   }
 }
 
+TEST_F(Serve, AClipsJobKilledMidwayGoesOnFromItsCheckpointAndMakesTheSameVideo) {
+  const std::string clips = create_json(kPrompt, "\"mode\": \"clips\", \"num_frames\": 32, \"clips\": 2, "
+                                                 "\"num_inference_steps\": 160, \"size\": \"32x32\", \"seed\": 4");
+  std::string id;
+  {
+    Server s(data());
+    auto a = call("POST", s.url("/v1/videos"), clips);
+    ASSERT_EQ(a.status, 200) << a.body;
+    id = body_of(a)["id"];
+    for (int i = 0; i < 2400; ++i) {  // killed past a checkpoint (every 8 steps), before the end
+      if (body_of(call("GET", s.url("/v1/videos/" + id)))["progress"].get<int>() >= 20) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    EXPECT_EQ(s.stop(SIGKILL), -1);
+  }
+  Server s(data());
+  json a = wait_for(s, id);
+  ASSERT_EQ(a["status"], "completed") << a.dump() << s.log();
+  EXPECT_GE(a["resumed_steps"].get<int>(), 8) << a.dump();
+  EXPECT_LT(a["resumed_steps"].get<int>(), 160) << a.dump();
+  EXPECT_EQ(a["resumed_steps"].get<int>() % 8, 0) << a.dump();
+  json b = wait_for(s, body_of(call("POST", s.url("/v1/videos"), clips))["id"]);
+  EXPECT_EQ(b["resumed_steps"], 0);
+  std::vector<std::vector<reel::video::Frame>> videos;
+  for (const json& v : {a, b}) {
+    auto r = call("GET", s.url("/v1/videos/" + v["id"].get<std::string>() + "/content"));
+    const fs::path file = dir_ / (v["id"].get<std::string>() + ".mp4");
+    std::ofstream(file, std::ios::binary) << r.body;
+    auto decoded = reel::video::read_video(file.string());
+    ASSERT_TRUE(decoded.ok()) << file;
+    videos.push_back(std::move(*decoded));
+  }
+  ASSERT_EQ(videos[0].size(), 32u);
+  ASSERT_EQ(videos[1].size(), 32u);
+  for (size_t i = 0; i < videos[0].size(); ++i) EXPECT_EQ(videos[0][i].rgb, videos[1][i].rgb) << "frame " << i;
+}
+
 TEST_F(Serve, MetricsCountJobsByStateAndTheirLatency) {
   Server s(data());
   auto created = call("POST", s.url("/v1/videos"), create_json(kPrompt, "\"num_inference_steps\": 2"));
