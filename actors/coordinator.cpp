@@ -263,7 +263,8 @@ class JobRunner {
     const PoolStats before = pool_.stats();
     auto st = execute(job);
     if (!st && control_->stop) return;  // interrupted by shutdown: stays running on disk (and its checkpoint)
-    if (auto ckpt = checkpoint_folder(job.id); !ckpt.empty()) {  // ended: nothing to resume
+    const bool kept = st && job.spec.mode == JobMode::fifo && options_.keep_fifo_ends;  // for an extension
+    if (auto ckpt = checkpoint_folder(job.id); !ckpt.empty() && !kept) {  // ended: nothing to resume
       std::error_code ec;
       fs::remove_all(ckpt, ec);
     }
@@ -364,6 +365,20 @@ class JobRunner {
   std::string checkpoint_folder(uint64_t id) const {
     if (options_.checkpoint_dir.empty()) return {};
     return (fs::path(options_.checkpoint_dir) / std::to_string(id)).string();
+  }
+
+  // The checkpoint folder of an extension: the final state and frames of the job it continues.
+  Status start_extension(const std::string& ckpt, uint64_t source) {
+    const std::string from = checkpoint_folder(source);
+    if (!fs::exists(jobs::state_file(from)))
+      return make_error(Errc::invalid_argument, "job " + std::to_string(source) +
+                                                    " left no end state to continue (only completed FIFO videos can be extended)");
+    REEL_RETURN_IF_ERROR(fresh_folder(ckpt));
+    std::error_code ec;
+    fs::copy_file(jobs::frames_file(from), jobs::frames_file(ckpt), ec);
+    if (!ec) fs::copy_file(jobs::state_file(from), jobs::state_file(ckpt), ec);
+    if (ec) return make_error(Errc::io_error, "cannot copy the end state of job " + std::to_string(source) + ": " + ec.message());
+    return {};
   }
 
   // An empty checkpoint folder for a job that starts from its beginning ("": none kept).
@@ -538,6 +553,13 @@ class JobRunner {
         // A job started before (a crash, a shutdown) continues from its checkpoint: the frames
         // it had made are encoded again from the checkpoint folder, and the queue goes on.
         const std::string ckpt = checkpoint_folder(id);
+        if (s.extends != 0 && !ckpt.empty() && !fs::exists(jobs::state_file(ckpt))) {
+          // An extension starts as a resume from where the video it continues ended.
+          if (auto st = start_extension(ckpt, s.extends); !st) {
+            ran = st;
+            break;
+          }
+        }
         auto resumed = resume_fifo(ckpt, fo, job, encoder);
         if (!resumed) {
           ran = resumed.error();
@@ -582,6 +604,7 @@ class JobRunner {
         });
         job.stats.sample_seconds = seconds_since(t_sample);
         if (!stats) ran = stats.error();
+        else if (!ckpt.empty() && options_.keep_fifo_ends) ran = jobs::save_fifo_state(ckpt, queue->state());
         break;
       }
       case JobMode::pipefusion: {

@@ -163,6 +163,10 @@ struct CoordinatorOptions {
   std::string checkpoint_dir;
   // Frames (FIFO) or steps (clips) between two checkpoints, >= 1. Default 8.
   int checkpoint_every = 8;
+  // With a checkpoint_dir: a FIFO job that completes keeps its folder, with the queue's last
+  // state, so that a later job can continue its video (JobSpec::extends); the folder goes when
+  // the job is erased. Default false.
+  bool keep_fifo_ends = false;
   // Called on the runner's thread; see LatentObserver. Default none.
   LatentObserver on_latent;
   // Problems found at start (unreadable records) and job store writes that failed; default:

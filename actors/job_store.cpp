@@ -104,7 +104,8 @@ json spec_to_json(const JobSpec& s) {
               {"split", s.split},
               {"tenant", s.tenant},
               {"negative_prompt", s.negative_prompt},
-              {"cache", s.cache}};
+              {"cache", s.cache},
+              {"extends", s.extends}};
 }
 
 // Reads typed fields out of a JSON object, remembering the first problem so that the caller
@@ -194,6 +195,7 @@ std::optional<Error> spec_from_json(const json& j, JobSpec& s) {
   r.read_optional("tenant", s.tenant);
   r.read_optional("negative_prompt", s.negative_prompt);
   r.read_optional("cache", s.cache);
+  r.read_optional("extends", s.extends);
   if (!r.error()) {
     auto m = parse_job_mode(mode);
     if (!m) r.fail("has an unknown mode '" + mode + "'");

@@ -86,6 +86,8 @@ struct JobSpec {
                               // entries it uses and adds; "" shared
   std::string negative_prompt;  // what guidance steers away from; "": the empty prompt
   bool cache = true;          // standard: use the coordinator's approximate cache when it has one
+  uint64_t extends = 0;       // fifo: the completed FIFO job whose video this one continues (its frames first,
+                              // then its queue goes on with this prompt); 0: none
 };
 
 template <class Inspector>
@@ -93,7 +95,7 @@ typename Inspector::result_type inspect(Inspector& f, JobSpec& x) {
   return f(caf::meta::type_name("reel.JobSpec"), x.prompt, x.model, x.mode, x.frames, x.width, x.height,
            x.steps, x.guidance, x.shift, x.solver, x.seed, x.fps, x.crf, x.upscale, x.upscale_filter, x.out,
            x.sheet, x.partitions, x.lookahead, x.clips, x.context_frames, x.global_frames, x.cfg_parallel,
-           x.stages, x.patches, x.warmup_steps, x.split, x.tenant, x.negative_prompt, x.cache);
+           x.stages, x.patches, x.warmup_steps, x.split, x.tenant, x.negative_prompt, x.cache, x.extends);
 }
 
 struct JobStats {

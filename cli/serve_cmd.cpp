@@ -79,6 +79,7 @@ int serve(const ServeArgs& a, const Config& cfg) {
   options.worker_threads = std::max(1, threads / a.workers);
   options.runner_threads = threads;
   options.checkpoint_dir = (fs::path(data) / "checkpoints").string();
+  options.keep_fifo_ends = true;  // POST /v1/videos/extensions continues them
   const bool use_cache = cfg.serve_cache && !a.no_cache;
   CacheArgs cache = cache_args(cfg);
   if (use_cache) {
@@ -101,6 +102,7 @@ int serve(const ServeArgs& a, const Config& cfg) {
   std::mutex log_mutex;
   cluster::VideoApiOptions api_options;
   api_options.data_dir = data;
+  api_options.checkpoint_dir = options.checkpoint_dir;
   api_options.zoo = cfg.zoo;
   api_options.default_model = cfg.model;
   api_options.tokens = cfg.serve_tokens;

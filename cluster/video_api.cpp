@@ -589,7 +589,11 @@ struct VideoApi::Impl {
       return refuse({400, std::to_string(frames) + " frames in standard mode is more than 4 windows of the model (" +
                               std::to_string(mdl.defaults.frames) + " frames); use mode fifo or clips",
                      num_frames > 0 ? "num_frames" : "seconds", ""});
+    return submit(std::move(spec), mdl, tenant);
+  }
 
+  // Names the job's files, checks it against its model, and submits it unless the queue is full.
+  HttpAnswer submit(JobSpec spec, const models::T2VModel& mdl, const std::string& tenant) {
     // Output files: a name of their own, so a retried request never overwrites another's.
     const std::string name = std::to_string(actors::unix_ms_now()) + "-" + std::to_string(name_counter++) + "-" +
                              std::to_string(std::random_device{}() % 100000);
@@ -631,6 +635,56 @@ struct VideoApi::Impl {
     log("accepted " + video_id(*id) + " (" + actors::to_string(resolved->mode) + ", " + std::to_string(resolved->frames) +
         " frames)" + (tenant.empty() ? "" : " for " + tenant));
     return answer(json_response(200, video_object(*rec)));
+  }
+
+  // ---- POST /v1/videos/extensions ----
+
+  HttpAnswer extend(const HttpRequest& request, const std::string& tenant) {
+    auto parsed = parse_fields(request);
+    if (!parsed) return refuse({400, parsed.error().message, "", ""});
+    json fields = *parsed;
+    // The SDK sends the video as {"id": ...} (a form: "video[id]"); video_id is accepted too.
+    std::string source_id;
+    if (fields.contains("video") && fields["video"].is_object() && fields["video"].contains("id") &&
+        fields["video"]["id"].is_string())
+      source_id = fields["video"]["id"];
+    else if (fields.contains("video[id]") && fields["video[id]"].is_string())
+      source_id = fields["video[id]"];
+    else if (fields.contains("video_id") && fields["video_id"].is_string())
+      source_id = fields["video_id"];
+    for (auto it = fields.begin(); it != fields.end(); ++it)
+      if (it.key() != "video" && it.key() != "video[id]" && it.key() != "video_id" && it.key() != "prompt" &&
+          it.key() != "seconds" && it.key() != "num_frames")
+        return refuse({400, "unrecognized request argument supplied: " + it.key(), it.key(), "unknown_parameter"});
+    if (source_id.empty()) return refuse({400, "'video' is required: the id of a completed video ({\"id\": ...})", "video", ""});
+    auto source = visible_job(source_id, tenant);
+    if (!source) return failure(source.error(), "video");
+    if (source->state != JobState::done || source->spec.mode != actors::JobMode::fifo ||
+        options.checkpoint_dir.empty() ||
+        !fs::exists(fs::path(options.checkpoint_dir) / std::to_string(source->id) / "state.safetensors"))
+      return refuse({400, source_id + " cannot be extended: only completed fifo videos made by this server can", "video",
+                     "not_extendable"});
+    const Fields f(fields);
+    JobSpec spec = source->spec;
+    spec.extends = source->id;
+    spec.tenant = tenant;
+    if (auto e = f.string("prompt", spec.prompt)) return refuse(*e);
+    if (spec.prompt.find_first_not_of(" \t\r\n") == std::string::npos)
+      return refuse({400, f.has("prompt") ? "'prompt' is empty" : "'prompt' is required", "prompt", ""});
+    int more = 0;
+    if (auto e = f.integer("num_frames", more, 1, 100000)) return refuse(*e);
+    if (more == 0) {
+      double seconds = 0;
+      if (auto e = f.number("seconds", seconds, 0.001, 3600)) return refuse(*e);
+      if (seconds == 0) return refuse({400, "'seconds' (or num_frames) is required: how much longer", "seconds", ""});
+      more = static_cast<int>(std::ceil(seconds * spec.fps - 1e-9));
+    }
+    auto m = model(spec.model);
+    if (!m) return refuse({500, "model: " + m.error().message, "", ""});
+    const int temporal = static_cast<int>((*m)->dit->config().patch[0]);
+    more = (more + temporal - 1) / temporal * temporal;
+    spec.frames += more;
+    return submit(std::move(spec), **m, tenant);
   }
 
   // ---- GET /v1/videos ----
@@ -729,6 +783,10 @@ struct VideoApi::Impl {
     for (const auto& file : files_of(rec.spec)) {
       std::error_code ec;
       if (!file.empty()) fs::remove(file, ec);
+    }
+    if (!options.checkpoint_dir.empty()) {  // a completed FIFO job's end state, kept for extensions
+      std::error_code ec;
+      fs::remove_all(fs::path(options.checkpoint_dir) / std::to_string(rec.id), ec);
     }
     return {};
   }
@@ -947,8 +1005,7 @@ struct VideoApi::Impl {
       if (method == "GET") return list(request, tenant);
       return not_allowed("GET, POST");
     }
-    if (rest == "/extensions")
-      return refuse({400, "extensions are not supported yet: ask for the whole length with mode fifo", "", "unsupported"});
+    if (rest == "/extensions") return method == "POST" ? extend(request, tenant) : not_allowed("POST");
     if (rest.front() != '/') return refuse({404, "no route " + method + " " + path, "", "not_found"});
     rest.erase(0, 1);
     const size_t slash = rest.find('/');

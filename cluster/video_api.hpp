@@ -10,6 +10,9 @@
 //   GET    /v1/videos/{id}/content    the MP4 (Range); while a long job runs, the fragmented MP4
 //                                     written so far; ?variant=thumbnail|spritesheet: PNGs
 //   GET    /v1/videos/{id}/events     server-sent events: the object at every step or frame
+//   POST   /v1/videos/extensions      a completed FIFO video continued with a new prompt: its
+//                                     frames, then its queue goes on (video_id or video[id],
+//                                     prompt, seconds or num_frames)
 //   GET    /health, /metrics          liveness; Prometheus text (jobs by state, queue, latency)
 //
 // Errors are OpenAI's shape, {"error": {"message", "type", "param", "code"}}: 400 naming the bad
@@ -37,6 +40,7 @@ namespace reel::cluster {
 
 struct VideoApiOptions {
   std::string data_dir;                       // outputs go to DATA/videos
+  std::string checkpoint_dir;                 // the coordinator's (a folder per job id): removed with the job
   std::string zoo = "models/zoo";             // where model names are opened (validation)
   std::string default_model = "shapes-m";     // when a request names none
   std::map<std::string, std::string> tokens;  // bearer token -> tenant; empty: loopback only, one tenant

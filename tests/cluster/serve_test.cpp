@@ -16,6 +16,7 @@
 #include "cluster/http_client.hpp"
 #include "cluster/http_server.hpp"
 #include "cluster/video_api.hpp"
+#include "video/metrics.hpp"
 #include "video/mp4_reader.hpp"
 
 namespace {
@@ -129,6 +130,15 @@ class Serve : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
   fs::path data() const { return dir_ / "data"; }
+  // A video's content from the server, decoded.
+  std::vector<reel::video::Frame> frames_of(const Server& s, const std::string& id) const {
+    auto r = call("GET", s.url("/v1/videos/" + id + "/content"));
+    const fs::path file = dir_ / (id + ".mp4");
+    std::ofstream(file, std::ios::binary) << r.body;
+    auto decoded = reel::video::read_video(file.string());
+    EXPECT_TRUE(decoded.ok()) << id;
+    return decoded.ok() ? std::move(*decoded) : std::vector<reel::video::Frame>{};
+  }
   std::vector<fs::path> videos() const {
     std::vector<fs::path> out;
     if (fs::exists(data() / "videos"))
@@ -380,24 +390,19 @@ TEST_F(Serve, AfterKillDashNineARestartFinishesEveryAcceptedJobWithTheSameVideo)
   // The FIFO job went on from its checkpoint: the frames before it were not made again.
   EXPECT_GE(a["resumed_frames"].get<int>(), 8) << a.dump();
   EXPECT_EQ(a["resumed_frames"].get<int>() % 8, 0) << a.dump();
-  EXPECT_FALSE(fs::exists(data() / "checkpoints" / fifo_id.substr(6))) << "the checkpoint outlived its job";
+  // A completed FIFO job keeps only its end state (for extensions), until it is deleted.
+  EXPECT_TRUE(fs::exists(data() / "checkpoints" / fifo_id.substr(6) / "state.safetensors"));
   // The same jobs undisturbed make the same frames.
   json a2 = wait_for(s, body_of(call("POST", s.url("/v1/videos"), fifo))["id"]);
   json b2 = wait_for(s, body_of(call("POST", s.url("/v1/videos"), standard))["id"]);
-  auto frames = [&](const json& v) {
-    auto r = call("GET", s.url("/v1/videos/" + v["id"].get<std::string>() + "/content"));
-    const fs::path file = dir_ / (v["id"].get<std::string>() + ".mp4");
-    std::ofstream(file, std::ios::binary) << r.body;
-    auto decoded = reel::video::read_video(file.string());
-    EXPECT_TRUE(decoded.ok()) << file;
-    return decoded.ok() ? std::move(*decoded) : std::vector<reel::video::Frame>{};
-  };
   for (const auto& [x, y] : {std::pair{a, a2}, std::pair{b, b2}}) {
-    auto fx = frames(x), fy = frames(y);
+    auto fx = frames_of(s, x["id"]), fy = frames_of(s, y["id"]);
     ASSERT_EQ(fx.size(), fy.size());
     ASSERT_FALSE(fx.empty());
     for (size_t i = 0; i < fx.size(); ++i) EXPECT_EQ(fx[i].rgb, fy[i].rgb) << x["id"] << " frame " << i;
   }
+  EXPECT_EQ(call("DELETE", s.url("/v1/videos/" + fifo_id)).status, 200);
+  EXPECT_FALSE(fs::exists(data() / "checkpoints" / fifo_id.substr(6))) << "the end state outlived its job";
 }
 
 TEST_F(Serve, AClipsJobKilledMidwayGoesOnFromItsCheckpointAndMakesTheSameVideo) {
@@ -423,18 +428,51 @@ TEST_F(Serve, AClipsJobKilledMidwayGoesOnFromItsCheckpointAndMakesTheSameVideo) 
   EXPECT_EQ(a["resumed_steps"].get<int>() % 8, 0) << a.dump();
   json b = wait_for(s, body_of(call("POST", s.url("/v1/videos"), clips))["id"]);
   EXPECT_EQ(b["resumed_steps"], 0);
-  std::vector<std::vector<reel::video::Frame>> videos;
-  for (const json& v : {a, b}) {
-    auto r = call("GET", s.url("/v1/videos/" + v["id"].get<std::string>() + "/content"));
-    const fs::path file = dir_ / (v["id"].get<std::string>() + ".mp4");
-    std::ofstream(file, std::ios::binary) << r.body;
-    auto decoded = reel::video::read_video(file.string());
-    ASSERT_TRUE(decoded.ok()) << file;
-    videos.push_back(std::move(*decoded));
-  }
+  const std::vector<std::vector<reel::video::Frame>> videos{frames_of(s, a["id"]), frames_of(s, b["id"])};
   ASSERT_EQ(videos[0].size(), 32u);
   ASSERT_EQ(videos[1].size(), 32u);
   for (size_t i = 0; i < videos[0].size(); ++i) EXPECT_EQ(videos[0][i].rgb, videos[1][i].rgb) << "frame " << i;
+}
+
+TEST_F(Serve, AnExtensionContinuesACompletedFifoVideoWithANewPrompt) {
+  Server s(data());
+  auto created = call("POST", s.url("/v1/videos"),
+                      create_json(kPrompt, "\"mode\": \"fifo\", \"num_frames\": 32, \"size\": \"32x32\", \"seed\": 6"));
+  ASSERT_EQ(created.status, 200) << created.body;
+  json source = wait_for(s, body_of(created)["id"]);
+  ASSERT_EQ(source["status"], "completed") << source.dump();
+  const std::string id = source["id"];
+  // As the SDK's videos.extend sends it: a form with video[id].
+  const std::string form = "--e\r\nContent-Disposition: form-data; name=\"video[id]\"\r\n\r\n" + id +
+                           "\r\n--e\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\n"
+                           "a small green square moving up on a checkered background\r\n"
+                           "--e\r\nContent-Disposition: form-data; name=\"seconds\"\r\n\r\n2\r\n--e--\r\n";
+  auto extended = call("POST", s.url("/v1/videos/extensions"), form, {}, "multipart/form-data; boundary=e");
+  ASSERT_EQ(extended.status, 200) << extended.body;
+  json v = body_of(extended);
+  EXPECT_EQ(v["frames"], 32 + 16);  // 2 s at 8 fps more
+  EXPECT_EQ(v["mode"], "fifo");
+  v = wait_for(s, v["id"]);
+  ASSERT_EQ(v["status"], "completed") << v.dump() << s.log();
+  EXPECT_EQ(v["resumed_frames"], 32);  // the source's frames were taken, not made again
+  auto before = frames_of(s, id), after = frames_of(s, v["id"]);
+  ASSERT_EQ(before.size(), 32u);
+  ASSERT_EQ(after.size(), 48u);
+  // The first 32 frames are the source's (encoded again: x264 may round them a little apart).
+  after.resize(32);
+  auto psnr = reel::video::psnr(before, after);
+  ASSERT_TRUE(psnr.ok());
+  EXPECT_GT(*psnr, 40.0);
+  // Only completed FIFO videos can be continued; unknown ones are 404.
+  auto standard = call("POST", s.url("/v1/videos"), create_json(kPrompt, "\"num_inference_steps\": 2"));
+  const std::string sid = body_of(standard)["id"];
+  wait_for(s, sid);
+  auto refused = call("POST", s.url("/v1/videos/extensions"),
+                      "{\"video\": {\"id\": \"" + sid + "\"}, \"prompt\": \"" + kPrompt + "\", \"seconds\": 2}");
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_EQ(body_of(refused)["error"]["code"], "not_extendable");
+  EXPECT_EQ(call("POST", s.url("/v1/videos/extensions"),
+                 "{\"video_id\": \"video_99\", \"prompt\": \"" + kPrompt + "\", \"seconds\": 2}").status, 404);
 }
 
 TEST_F(Serve, MetricsCountJobsByStateAndTheirLatency) {

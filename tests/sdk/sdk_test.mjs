@@ -89,6 +89,18 @@ async function main() {
   }
   console.log(`sdk_test: downloaded ${bytes.length} bytes of H.264 MP4`);
 
+  // videos.extend: the completed (FIFO) video continued with another prompt, 2 s longer.
+  let longer = await client.videos.extend({ video: { id: created.id }, prompt: PROMPT, seconds: '2' });
+  check(longer.id !== created.id && longer.seconds === '4', `extend: ${JSON.stringify(longer)}`);
+  while (longer.status !== 'completed') {
+    check(longer.status !== 'failed' && longer.status !== 'cancelled', `extend: ${longer.status}: ${JSON.stringify(longer.error)}`);
+    check(Date.now() - started < POLL_TIMEOUT_MS, `extend: ${longer.id} not completed (${longer.status})`);
+    await sleep(500);
+    longer = await client.videos.retrieve(longer.id);
+  }
+  check(longer.resumed_frames === 16, `extend: the source's 16 frames were not taken: ${JSON.stringify(longer)}`);
+  console.log(`sdk_test: extended ${created.id} into ${longer.id} (${longer.seconds} s)`);
+
   const ids = [];
   for await (const item of client.videos.list()) ids.push(item.id);
   check(ids.includes(created.id), `list: ${created.id} missing from [${ids.join(', ')}]`);
