@@ -36,10 +36,11 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-// Runs argv to its end: the exit code and what it printed on stdout.
-std::pair<int, std::string> run_process(const std::vector<std::string>& args) {
+// Starts argv[0] with its stdout on a pipe (stderr dropped, OpenMP threads that sleep when idle):
+// the child's pid and the pipe's reading end; pid -1 when it cannot be started.
+std::pair<pid_t, int> spawn(const std::vector<std::string>& args) {
   int out[2];
-  if (::pipe(out) != 0) return {-1, ""};
+  if (::pipe(out) != 0) return {-1, -1};
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(out[1], 1);
@@ -54,11 +55,19 @@ std::pair<int, std::string> run_process(const std::vector<std::string>& args) {
     ::_exit(127);
   }
   ::close(out[1]);
+  if (pid < 0) ::close(out[0]);
+  return {pid, pid < 0 ? -1 : out[0]};
+}
+
+// Runs argv to its end: the exit code and what it printed on stdout.
+std::pair<int, std::string> run_process(const std::vector<std::string>& args) {
+  auto [pid, out] = spawn(args);
+  if (pid < 0) return {-1, ""};
   std::string text;
   char buf[4096];
   ssize_t n = 0;
-  while ((n = ::read(out[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
-  ::close(out[0]);
+  while ((n = ::read(out, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  ::close(out);
   int status = 0;
   ::waitpid(pid, &status, 0);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
@@ -80,28 +89,13 @@ std::optional<double> reported_seconds(const std::string& summary) {
 class Server {
  public:
   static Expected<Server> start(const ServeBenchOptions& o, const fs::path& data) {
-    int out[2];
-    if (::pipe(out) != 0) return make_error(Errc::io_error, "pipe failed");
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::dup2(out[1], 1);
-      const int null = ::open("/dev/null", O_WRONLY);
-      ::dup2(null, 2);
-      ::close(out[0]);
-      ::setenv("OMP_WAIT_POLICY", "passive", 1);
-      std::vector<std::string> args{o.reel, "serve", "--listen", "127.0.0.1:0", "--data", data.string(),
-                                    "--threads", std::to_string(o.threads), "--no-cache", "-q"};
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(out[1]);
+    auto [pid, out] = spawn({o.reel, "serve", "--listen", "127.0.0.1:0", "--data", data.string(), "--threads",
+                             std::to_string(o.threads), "--no-cache", "-q"});
+    if (pid < 0) return make_error(Errc::io_error, "cannot start " + o.reel);
     std::string line;
     char c = 0;
-    while (::read(out[0], &c, 1) == 1 && c != '\n') line.push_back(c);
-    ::close(out[0]);
+    while (::read(out, &c, 1) == 1 && c != '\n') line.push_back(c);
+    ::close(out);
     Server s;
     s.pid_ = pid;
     const std::string marker = "http://";

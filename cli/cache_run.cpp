@@ -99,6 +99,16 @@ Expected<cachestore::CacheOptions> cache_options(const CacheArgs& a) {
   return o;
 }
 
+Expected<actors::cache_store_actor> open_cache_actor(caf::actor_system& system, const CacheArgs& args,
+                                                     const std::string& model) {
+  auto options = cache_options(args);
+  if (!options) return options.error();
+  CacheArgs embedder_args = args;
+  if (auto chosen = parse_embedder(args.embedder); chosen && chosen->text_encoder && chosen->model.empty())
+    embedder_args.embedder = "text-encoder:" + model;
+  return actors::open_cache_store(system, *options, [embedder_args] { return make_embedder(embedder_args, nullptr); });
+}
+
 Expected<std::unique_ptr<cachestore::ApproxCache>> open_cache(const CacheArgs& a, const models::T2VModel* model) {
   auto o = cache_options(a);
   if (!o.ok()) return o.error();

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/cache_actor.hpp"
 #include "actors/cache_job.hpp"
 #include "base/expected.hpp"
 #include "cachestore/approx_cache.hpp"
@@ -74,6 +75,12 @@ void add_cache_options(CLI::App* app, CacheArgs& args);
 // make_embedder's; the store's errors (not_found, corrupt_data, io_error).
 [[nodiscard]] Expected<std::unique_ptr<cachestore::ApproxCache>> open_cache(const CacheArgs& args,
                                                                            const models::T2VModel* model = nullptr);
+
+// The cache in a cache-store actor of `system` (actors/cache_actor.hpp), as a coordinator uses
+// it. The actor makes its embedder on its own thread; "text-encoder" without a model means
+// `model` (the jobs' model). Errors: cache_options' and open_cache_store's.
+[[nodiscard]] Expected<actors::cache_store_actor> open_cache_actor(caf::actor_system& system, const CacheArgs& args,
+                                                                   const std::string& model);
 
 // Everything that makes latents of two generations incompatible:
 // compat_key(model, weights, options, latent_shape, tenant), `weights` being a checksum of the

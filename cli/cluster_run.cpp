@@ -283,14 +283,7 @@ int run_on_cluster(const ClusterArgs& args, const actors::JobSpec& spec, int thr
   options.stage_hosts = std::move(pool->stage_hosts);
   if (pool->threads_per_stage != INT_MAX) options.stage_threads = pool->threads_per_stage;
   if (cache != nullptr && spec.mode == actors::JobMode::standard) {
-    auto cache_opts = cache_options(*cache);
-    if (!cache_opts) return report(cache_opts.error());
-    // The cache actor makes its embedder on its own thread; "text-encoder" means the job's model.
-    CacheArgs embedder_args = *cache;
-    if (auto chosen = parse_embedder(cache->embedder); chosen && chosen->text_encoder && chosen->model.empty())
-      embedder_args.embedder = "text-encoder:" + (spec.model.empty() ? model_name : spec.model);
-    auto opened = actors::open_cache_store(system, *cache_opts,
-                                           [embedder_args] { return make_embedder(embedder_args, nullptr); });
+    auto opened = open_cache_actor(system, *cache, spec.model.empty() ? model_name : spec.model);
     if (!opened) return report(opened.error());
     options.cache = *opened;
   }

@@ -84,13 +84,7 @@ int serve(const ServeArgs& a, const Config& cfg) {
   CacheArgs cache = cache_args(cfg);
   if (use_cache) {
     if (cache.path.empty()) cache.path = (fs::path(data) / "cache").string();
-    auto cache_opts = cache_options(cache);
-    if (!cache_opts) return report(cache_opts.error());
-    CacheArgs embedder_args = cache;
-    if (auto chosen = parse_embedder(cache.embedder); chosen && chosen->text_encoder && chosen->model.empty())
-      embedder_args.embedder = "text-encoder:" + cfg.model;
-    auto opened = actors::open_cache_store(system, *cache_opts,
-                                           [embedder_args] { return make_embedder(embedder_args, nullptr); });
+    auto opened = open_cache_actor(system, cache, cfg.model);
     if (!opened) return report(opened.error());
     options.cache = *opened;
   }

@@ -165,43 +165,51 @@ std::map<std::string, std::string> headers_of(const Fields& fields) {
   return out;
 }
 
-}  // namespace
-
-Expected<HttpReply> http_call(const HttpCall& call) {
+// Parses the call's URL, connects and sends the request. The outer error: a bad call or no
+// connection; the inner status: whether the whole request went out (a server may answer, and
+// close, before it has read all of it).
+Expected<Status> start(Connection& connection, const HttpCall& call) {
   auto url = parse_url(call.url);
   if (!url) return url.error();
   auto request = make_request(call, *url);
   if (!request) return request.error();
-  Connection connection(call.timeout);
   REEL_RETURN_IF_ERROR(connection.connect(*url));
-  auto sent = connection.send(*request);
+  return connection.send(*request);
+}
+
+template <class Message>
+HttpReply head_of(const Message& message) {
+  HttpReply reply;
+  reply.status = static_cast<int>(message.result_int());
+  reply.headers = headers_of(message);
+  return reply;
+}
+
+}  // namespace
+
+Expected<HttpReply> http_call(const HttpCall& call) {
+  Connection connection(call.timeout);
+  auto sent = start(connection, call);
+  if (!sent) return sent.error();
   http::response_parser<http::string_body> parser;
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-  // A server may answer before it has read the whole body (413) and close: its answer is what
-  // matters, so it is read even when sending failed.
-  if (auto read = connection.read(parser); !read) return sent ? read.error() : sent.error();
+  // A server's early answer (413) is what matters, so it is read even when sending failed.
+  if (auto read = connection.read(parser); !read) return *sent ? read.error() : sent->error();
   connection.close();
-  HttpReply reply;
-  reply.status = static_cast<int>(parser.get().result_int());
-  reply.headers = headers_of(parser.get());
+  HttpReply reply = head_of(parser.get());
   reply.body = std::move(parser.get().body());
   return reply;
 }
 
 Expected<HttpReply> http_stream(const HttpCall& call, const std::function<bool(std::string_view)>& on_data) {
-  auto url = parse_url(call.url);
-  if (!url) return url.error();
-  auto request = make_request(call, *url);
-  if (!request) return request.error();
   Connection connection(call.timeout);
-  REEL_RETURN_IF_ERROR(connection.connect(*url));
-  REEL_RETURN_IF_ERROR(connection.send(*request));
+  auto sent = start(connection, call);
+  if (!sent) return sent.error();
+  REEL_RETURN_IF_ERROR(*sent);
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   REEL_RETURN_IF_ERROR(connection.read_header(parser));
-  HttpReply reply;
-  reply.status = static_cast<int>(parser.get().result_int());
-  reply.headers = headers_of(parser.get());
+  HttpReply reply = head_of(parser.get());
   std::string piece;
   while (!parser.is_done()) {
     auto more = connection.read_some(parser, piece);

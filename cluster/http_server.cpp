@@ -46,6 +46,21 @@ std::string percent_decode(std::string_view text, bool plus_is_space) {
   return out;
 }
 
+std::map<std::string, std::string> parse_query(std::string_view text) {
+  std::map<std::string, std::string> out;
+  while (!text.empty()) {
+    const size_t amp = text.find('&');
+    const std::string_view pair = text.substr(0, amp);
+    const size_t eq = pair.find('=');
+    if (!pair.empty())
+      out[percent_decode(pair.substr(0, eq), true)] =
+          eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1), true);
+    if (amp == std::string_view::npos) break;
+    text.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
 std::string status_text(int status) {
   return std::string(http::obsolete_reason(static_cast<http::status>(status)));
 }
@@ -66,19 +81,7 @@ HttpRequest to_request(const http::request<http::string_body>& r, const std::str
   const std::string target(r.target());
   const size_t q = target.find('?');
   out.path = percent_decode(std::string_view(target).substr(0, q), false);
-  if (q != std::string::npos) {
-    std::string_view rest = std::string_view(target).substr(q + 1);
-    while (!rest.empty()) {
-      const size_t amp = rest.find('&');
-      std::string_view pair = rest.substr(0, amp);
-      const size_t eq = pair.find('=');
-      if (!pair.empty())
-        out.query[percent_decode(pair.substr(0, eq), true)] =
-            eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1), true);
-      if (amp == std::string_view::npos) break;
-      rest.remove_prefix(amp + 1);
-    }
-  }
+  if (q != std::string::npos) out.query = parse_query(std::string_view(target).substr(q + 1));
   for (const auto& field : r) {
     std::string name(field.name_string());
     std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });

@@ -78,6 +78,10 @@ class HttpServer {
 // Percent-decoding ('+' as a space when `plus_is_space`); invalid escapes are kept as they are.
 [[nodiscard]] std::string percent_decode(std::string_view text, bool plus_is_space);
 
+// "a=1&b=x+y" (a query string or a url-encoded form) as decoded names and values; a repeated name
+// keeps the last.
+[[nodiscard]] std::map<std::string, std::string> parse_query(std::string_view text);
+
 // The reason phrase of a status code ("Not Found").
 [[nodiscard]] std::string status_text(int status);
 

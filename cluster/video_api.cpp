@@ -182,29 +182,13 @@ Expected<json> parse_multipart(const std::string& body, const std::string& conte
   return out;
 }
 
-json parse_urlencoded(const std::string& body) {
-  json out = json::object();
-  std::string_view rest(body);
-  while (!rest.empty()) {
-    const size_t amp = rest.find('&');
-    const std::string_view pair = rest.substr(0, amp);
-    const size_t eq = pair.find('=');
-    if (!pair.empty())
-      out[percent_decode(pair.substr(0, eq), true)] =
-          eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1), true);
-    if (amp == std::string_view::npos) break;
-    rest.remove_prefix(amp + 1);
-  }
-  return out;
-}
-
 Expected<json> parse_fields(const HttpRequest& request) {
   auto it = request.headers.find("content-type");
   const std::string type = it == request.headers.end() ? "" : lower(it->second);
   if (type.rfind("multipart/form-data", 0) == 0) return parse_multipart(request.body, it->second);
   // curl -d sends JSON labelled as a form: a body that starts as an object is read as JSON.
   const bool looks_json = trim(request.body.substr(0, 16)).rfind('{', 0) == 0;
-  if (type.rfind("application/x-www-form-urlencoded", 0) == 0 && !looks_json) return parse_urlencoded(request.body);
+  if (type.rfind("application/x-www-form-urlencoded", 0) == 0 && !looks_json) return json(parse_query(request.body));
   if (type.empty() || type.rfind("application/json", 0) == 0 || looks_json) {
     json j = json::parse(request.body, nullptr, false);
     if (j.is_discarded()) return make_error(Errc::invalid_argument, "the request body is not valid JSON");
@@ -382,9 +366,9 @@ struct VideoApi::Impl {
                                                           .Name("reel_http_requests_total")
                                                           .Help("HTTP requests answered, by status code")
                                                           .Register(*registry);
-  std::set<uint64_t> counted;  // ended jobs already in the counters (the watcher's)
+  std::set<uint64_t> counted;  // ended jobs the service still knows that are in the counters
 
-  // The watcher: metrics every half second, the retention sweep every minute.
+  // The watcher: the retention sweep, every minute (metrics are brought up to date when scraped).
   std::mutex watch_mutex;
   std::condition_variable watch_wake;
   bool stopping = false;
@@ -778,11 +762,20 @@ struct VideoApi::Impl {
       }
       if (!ended) return make_error(Errc::internal, "the job did not stop within 10 minutes");
     }
+    // Counted before it is forgotten, whether or not /metrics was read while it ran.
+    if (auto last = job(rec.id); last && actors::is_final(last->state)) {
+      std::lock_guard lock(watch_mutex);
+      count_ended(*last);
+    }
     auto erased = call<uint64_t>(actors::erase_atom::value, rec.id);
     if (!erased && erased.error().code != Errc::not_found) return erased.error();
     for (const auto& file : files_of(rec.spec)) {
       std::error_code ec;
       if (!file.empty()) fs::remove(file, ec);
+    }
+    {
+      std::lock_guard lock(watch_mutex);
+      counted.erase(rec.id);  // the job is gone: its id need not be remembered
     }
     if (!options.checkpoint_dir.empty()) {  // a completed FIFO job's end state, kept for extensions
       std::error_code ec;
@@ -959,6 +952,21 @@ struct VideoApi::Impl {
     return answer(r);
   }
 
+  // Adds an ended job to the counters once. Requires watch_mutex.
+  void count_ended(const JobRecord& r) {
+    if (!counted.insert(r.id).second) return;
+    ended.Add({{"state", status_name(r.state)}}).Increment();
+    model_calls.Increment(static_cast<double>(r.stats.model_calls));
+    if (r.state == JobState::done) {
+      latency.Observe(static_cast<double>(r.finished_ms - r.created_ms) / 1000.0);
+      frames.Increment(static_cast<double>(r.stats.frames));
+    }
+    if (!r.stats.cache_hit.empty()) {
+      cache_hits.Add({{"kind", r.stats.cache_hit}}).Increment();
+      steps_saved.Increment(r.stats.cache_start_step);
+    }
+  }
+
   void update_metrics() {
     auto jobs = list_jobs();
     if (!jobs) return;
@@ -971,17 +979,7 @@ struct VideoApi::Impl {
         ++waiting;
         continue;
       }
-      if (!counted.insert(r.id).second) continue;
-      ended.Add({{"state", status_name(r.state)}}).Increment();
-      model_calls.Increment(static_cast<double>(r.stats.model_calls));
-      if (r.state == JobState::done) {
-        latency.Observe(static_cast<double>(r.finished_ms - r.created_ms) / 1000.0);
-        frames.Increment(static_cast<double>(r.stats.frames));
-      }
-      if (!r.stats.cache_hit.empty()) {
-        cache_hits.Add({{"kind", r.stats.cache_hit}}).Increment();
-        steps_saved.Increment(r.stats.cache_start_step);
-      }
+      count_ended(r);
     }
     for (const auto& [state, n] : by_state) jobs_gauge.Add({{"state", state}}).Set(static_cast<double>(n));
     queue_depth.Set(static_cast<double>(waiting));
@@ -1030,18 +1028,12 @@ struct VideoApi::Impl {
   // ---- the watcher ----
 
   void watch() {
-    auto next_sweep = Clock::now();
     std::unique_lock lock(watch_mutex);
     while (!stopping) {
-      watch_wake.wait_for(lock, std::chrono::milliseconds(500));
-      if (stopping) break;
       lock.unlock();
-      update_metrics();
-      if (Clock::now() >= next_sweep) {
-        sweep_now();
-        next_sweep = Clock::now() + std::chrono::minutes(1);
-      }
+      sweep_now();
       lock.lock();
+      watch_wake.wait_for(lock, std::chrono::minutes(1), [this] { return stopping; });
     }
   }
 
